@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `/init` of the test VM.
+//!
+//! The kernel hands everything after `--` on its command line to init as
+//! arguments. vm-init mounts devtmpfs, proc, sysfs and debugfs, runs those
+//! arguments as commands (an argument `;;` separates one command from the
+//! next), and hands the result back to the host in two ways:
+//!
+//! - a line `vm-init: exit status N` on the console, which the host reads as
+//!   the guest's verdict (N is 0 when every command exited 0, otherwise the
+//!   status of the first one that did not);
+//! - the byte `min(N, 127)` written to QEMU's isa-debug-exit port 0xf4, which
+//!   makes QEMU exit at once with status `2 * byte + 1`.
+//!
+//! The commands' standard output and error go to `/dev/ttyS1` when the VM has
+//! a second serial port, so the host keeps them apart from the kernel log.
+
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{dup2_stderr, dup2_stdout, execve, fork, ForkResult, Pid};
+
+/// The isa-debug-exit I/O port (`-device isa-debug-exit,iobase=0xf4`).
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Separates two commands on the kernel command line.
+const COMMAND_SEPARATOR: &str = ";;";
+
+/// Where the commands' output goes when the VM has a second serial port.
+const OUTPUT_TTY: &str = "/dev/ttyS1";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let status = match setup() {
+        Ok(()) => run_commands(&args),
+        Err(e) => {
+            console(&format!("vm-init: setup failed: {e}"));
+            125
+        }
+    };
+    console(&format!("vm-init: exit status {status}"));
+    power_off(status);
+}
+
+/// Mounts what the commands expect and lifts the open-file limit.
+fn setup() -> Result<(), String> {
+    let mounts = [
+        ("devtmpfs", "/dev"),
+        ("proc", "/proc"),
+        ("sysfs", "/sys"),
+        ("debugfs", "/sys/kernel/debug"),
+        ("tmpfs", "/tmp"),
+    ];
+    for (fstype, dir) in mounts {
+        fs::create_dir_all(dir).map_err(|e| format!("mkdir {dir}: {e}"))?;
+        match mount(Some(fstype), dir, Some(fstype), MsFlags::empty(), None::<&str>) {
+            Ok(()) | Err(Errno::EBUSY) => {}
+            Err(e) => return Err(format!("mount {fstype} on {dir}: {e}")),
+        }
+    }
+    // Validators hold many thousands of dma-buf fds; root may raise the hard
+    // limit up to fs.nr_open.
+    let nr_open = fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    setrlimit(Resource::RLIMIT_NOFILE, nr_open, nr_open)
+        .map_err(|e| format!("setrlimit(RLIMIT_NOFILE, {nr_open}): {e}"))?;
+    Ok(())
+}
+
+/// Runs each command in turn; the result is the first non-zero status.
+fn run_commands(args: &[String]) -> i32 {
+    let commands: Vec<&[String]> = args
+        .split(|a| a == COMMAND_SEPARATOR)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if commands.is_empty() {
+        console("vm-init: no command given after `--` on the kernel command line");
+        return 126;
+    }
+    let output = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(OUTPUT_TTY)
+        .ok();
+    let mut result = 0;
+    for (i, command) in commands.iter().enumerate() {
+        console(&format!("vm-init: command {}: {}", i + 1, command.join(" ")));
+        let status = run(command, output.as_ref());
+        console(&format!("vm-init: command {} exited with status {status}", i + 1));
+        if result == 0 {
+            result = status;
+        }
+    }
+    result
+}
+
+/// Runs one command, its output on `output` (or init's own console), and
+/// returns its exit status, 128 + the signal number when a signal killed it.
+fn run(command: &[String], output: Option<&File>) -> i32 {
+    let path = if command[0].contains('/') {
+        command[0].clone()
+    } else {
+        format!("/bin/{}", command[0])
+    };
+    let (Ok(path), Ok(argv)) = (
+        CString::new(path.as_str()),
+        command
+            .iter()
+            .map(|a| CString::new(a.as_str()))
+            .collect::<Result<Vec<_>, _>>(),
+    ) else {
+        console("vm-init: a command argument holds a NUL byte");
+        return 126;
+    };
+    let env = [c"PATH=/bin", c"HOME=/", c"RUST_BACKTRACE=1"];
+    // SAFETY: init is single-threaded, so the child may run any code.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            if let Some(out) = output {
+                let _ = dup2_stdout(out);
+                let _ = dup2_stderr(out);
+            }
+            let e = execve(&path, &argv, &env).unwrap_err();
+            eprintln!("vm-init: cannot run {}: {e}", OsStr::from_bytes(path.as_bytes()).to_string_lossy());
+            std::process::exit(127);
+        }
+        Ok(ForkResult::Parent { child }) => wait_for(child),
+        Err(e) => {
+            console(&format!("vm-init: fork: {e}"));
+            126
+        }
+    }
+}
+
+/// Waits for `child`, reaping any orphan that init inherits meanwhile.
+fn wait_for(child: Pid) -> i32 {
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => return code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return 128 + sig as i32,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                console(&format!("vm-init: waitpid: {e}"));
+                return 126;
+            }
+        }
+    }
+}
+
+/// Writes one line to the console, starting on a fresh line so that kernel
+/// messages printed meanwhile cannot run into it.
+fn console(line: &str) {
+    let msg = format!("\n{line}\n");
+    match OpenOptions::new().write(true).custom_flags(libc::O_NOCTTY).open("/dev/console") {
+        Ok(mut c) => {
+            let _ = c.write_all(msg.as_bytes());
+        }
+        Err(_) => {
+            let _ = std::io::stdout().write_all(msg.as_bytes());
+        }
+    }
+}
+
+/// Hands `status` to QEMU and stops the VM; never returns.
+fn power_off(status: i32) -> ! {
+    nix::unistd::sync();
+    let byte = status.clamp(0, 127) as u8;
+    // SAFETY: ioperm() only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(DEBUG_EXIT_PORT.into(), 1, 1) } == 0 {
+        // SAFETY: the port was granted above; writing isa-debug-exit's port
+        // makes QEMU exit, and touches no memory.
+        unsafe {
+            std::arch::asm!("out dx, al", in("dx") DEBUG_EXIT_PORT, in("al") byte,
+                            options(nomem, nostack, preserves_flags));
+        }
+    }
+    // No isa-debug-exit device: reboot, which -no-reboot turns into an exit.
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+    loop {
+        std::thread::park();
+    }
+}
