@@ -1,54 +1,327 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `validator`: proves the per-buffer dma-buf inode contract from userspace.
 //!
-//! Run it inside the test VM. It exports dma-bufs and prints one TAP result
-//! per check, ending with `N passed, N failed`; it exits 0 only when every
-//! check passed.
+//! Every dma-buf, from udmabuf and from the system dma-heap, must have an
+//! inode of its own on the dmabuf filesystem: a unique, never reused
+//! `st_ino`, its size in `st_size` and `st_blocks`, `/dmabuf:<name>` as its
+//! link, and the same identity in fdinfo, /proc/PID/maps, map_files and
+//! debugfs bufinfo, however the fd travels. Each line of that contract is
+//! one check, run once per exporter and reported in TAP (or JSON); the exit
+//! status is 0 only when every check passed.
 
-use std::os::fd::AsFd;
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use anyhow::{Context, Result};
-use clap::Parser;
-use nix::sys::stat::fstat;
+use anyhow::{bail, Result};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
 
-mod udmabuf;
+mod checks;
+mod ctx;
+mod dump;
+mod preflight;
+mod sys;
 
+use checks::{Check, Ctx, Opts, CHECKS};
+use ctx::Exporter;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExporterArg {
+    Udmabuf,
+    Heap,
+    All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// TAP version 14, one `ok N - <exporter>.<check>: message` per check,
+    /// then `N passed, N failed`.
+    Tap,
+    /// One JSON document with every result.
+    Json,
+}
+
+/// Proves the per-buffer dma-buf inode contract: every dma-buf has an inode
+/// of its own, with its size, a unique and never reused st_ino, and the
+/// same identity in fdinfo, maps, map_files and debugfs bufinfo.
+///
+/// Run it as root on the kernel under test, with devtmpfs on /dev, proc,
+/// and debugfs on /sys/kernel/debug: `ci/vm run VARIANT -- validator`.
+/// Prints TAP by default and exits 0 only when every check passed, 1 when
+/// one failed, 2 when it cannot run (what is missing is said).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, long_about, max_term_width = 100)]
 struct Args {
-    /// Pages in the exported buffer.
-    #[arg(long, default_value_t = 4)]
-    pages: u64,
+    /// Live buffers of each exporter that the per-buffer checks walk: mostly
+    /// one page, some larger, one at udmabuf's size limit (64 MiB by
+    /// default). Needs that many fds (RLIMIT_NOFILE is raised where
+    /// possible) and about count * 16 KiB + 64 MiB of memory.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    count: usize,
+
+    /// The exporters to test.
+    #[arg(long, value_enum, default_value_t = ExporterArg::All)]
+    exporter: ExporterArg,
+
+    /// Run only this check: `st_ino_unique` for every exporter, or
+    /// `heap.st_ino_unique`. Repeat for more.
+    #[arg(long, value_name = "CHECK")]
+    only: Vec<String>,
+
+    /// List the checks (with --exporter and --only applied) and exit.
+    #[arg(long)]
+    list_checks: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Tap)]
+    format: Format,
+
+    /// Create/close cycles before the memory checks compare slabinfo and
+    /// meminfo with their baseline; the tolerance is half an object (or
+    /// page) per cycle.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    cycles: usize,
+
+    /// Print the raw fdinfo, maps, bufinfo, slabinfo and meminfo text of a
+    /// few buffers, for parser test data, and exit.
+    #[arg(long)]
+    dump: bool,
+}
+
+/// One check's result.
+#[derive(Serialize)]
+struct Outcome {
+    name: String,
+    exporter: Exporter,
+    ok: bool,
+    message: String,
+    seconds: f64,
+    notes: Vec<String>,
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("validator: error: {e:#}");
+            eprintln!("validator: {e:#}");
             ExitCode::from(2)
         }
     }
 }
 
+fn exporters(arg: ExporterArg) -> Vec<Exporter> {
+    match arg {
+        ExporterArg::Udmabuf => vec![Exporter::Udmabuf],
+        ExporterArg::Heap => vec![Exporter::Heap],
+        ExporterArg::All => Exporter::ALL.to_vec(),
+    }
+}
+
+/// The (exporter, check) pairs to run, in order.
+fn select(args: &Args) -> Result<Vec<(Exporter, &'static Check)>> {
+    for only in &args.only {
+        let known = CHECKS.iter().any(|c| {
+            c.name == only
+                || Exporter::ALL
+                    .iter()
+                    .any(|&e| c.applies_to(e) && c.full_name(e) == *only)
+        });
+        if !known {
+            bail!("--only {only}: no such check (--list-checks names them)");
+        }
+    }
+    let selected: Vec<_> = exporters(args.exporter)
+        .into_iter()
+        .flat_map(|e| {
+            CHECKS
+                .iter()
+                .filter(move |c| c.applies_to(e))
+                .map(move |c| (e, c))
+        })
+        .filter(|(e, c)| {
+            args.only.is_empty()
+                || args
+                    .only
+                    .iter()
+                    .any(|o| *o == c.name || *o == c.full_name(*e))
+        })
+        .collect();
+    if selected.is_empty() {
+        bail!(
+            "--only {} selects no check of the exporters chosen with --exporter",
+            args.only.join(" --only ")
+        );
+    }
+    Ok(selected)
+}
+
+/// One line of TAP: no newline, and no ` # ` that would start a directive.
+fn tap_text(s: &str) -> String {
+    s.replace('\n', "; ").replace(" # ", " - ")
+}
+
 fn run(args: &Args) -> Result<bool> {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)?.unwrap_or(4096) as u64;
-    let size = args.pages * page;
-    let dev = udmabuf::Udmabuf::open()?;
-    let buf = dev.export(size)?;
-    let st = fstat(buf.as_fd()).context("fstat(dma-buf)")?;
-    println!("TAP version 14");
-    println!("1..1");
-    let ok = st.st_size as u64 == size;
-    println!(
-        "{} 1 - udmabuf_export: st_ino {} st_size {} (expected {size}) st_blocks {}",
-        if ok { "ok" } else { "not ok" },
-        st.st_ino,
-        st.st_size,
-        st.st_blocks
+    let selected = select(args)?;
+    if args.list_checks {
+        list(&selected, args.format)?;
+        return Ok(true);
+    }
+    let exporters: Vec<Exporter> = {
+        let mut v: Vec<_> = selected.iter().map(|(e, _)| *e).collect();
+        v.dedup();
+        v
+    };
+    if args.dump {
+        let factory =
+            preflight::open(&exporters, &[], 0, args.cycles).map_err(preflight::report)?;
+        dump::dump(&factory, &exporters)?;
+        return Ok(true);
+    }
+    let needs: Vec<checks::Need> = selected
+        .iter()
+        .flat_map(|(_, c)| c.needs.iter().copied())
+        .collect();
+    let count = if selected.iter().any(|(_, c)| c.population) {
+        args.count
+    } else {
+        0
+    };
+    let factory = match preflight::open(&exporters, &needs, count, args.cycles) {
+        Ok(f) => f,
+        Err(problems) => {
+            if args.format == Format::Tap {
+                println!("TAP version 14");
+                println!(
+                    "Bail out! the validator cannot run here: {}",
+                    tap_text(&problems.join("; "))
+                );
+            }
+            return Err(preflight::report(problems));
+        }
+    };
+    let mut ctx = Ctx::new(
+        factory,
+        Opts {
+            count: args.count,
+            cycles: args.cycles,
+        },
     );
-    println!("{} passed, {} failed", ok as u32, !ok as u32);
-    Ok(ok)
+
+    let start = Instant::now();
+    let tap = args.format == Format::Tap;
+    let mut out = std::io::stdout().lock();
+    if tap {
+        writeln!(out, "TAP version 14")?;
+        writeln!(out, "1..{}", selected.len())?;
+        writeln!(
+            out,
+            "# count {}, cycles {}, page {}, udmabuf size limit {} MiB",
+            args.count,
+            args.cycles,
+            ctx.f.page,
+            ctx.f.size_limit >> 20
+        )?;
+    }
+    let mut outcomes = Vec::with_capacity(selected.len());
+    for (i, &(e, check)) in selected.iter().enumerate() {
+        if !check.population {
+            ctx.drop_population();
+        }
+        let t = Instant::now();
+        let result = (check.run)(&mut ctx, e);
+        let seconds = t.elapsed().as_secs_f64();
+        let (ok, message) = match result {
+            Ok(m) => (true, m),
+            Err(err) => (false, format!("{err:#}")),
+        };
+        let outcome = Outcome {
+            name: check.full_name(e),
+            exporter: e,
+            ok,
+            message,
+            seconds,
+            notes: std::mem::take(&mut ctx.notes),
+        };
+        if tap {
+            let status = if ok { "ok" } else { "not ok" };
+            writeln!(
+                out,
+                "{status} {} - {}: {}",
+                i + 1,
+                outcome.name,
+                tap_text(&outcome.message)
+            )?;
+            for note in &outcome.notes {
+                writeln!(out, "# {}", tap_text(note))?;
+            }
+            writeln!(out, "# {} took {seconds:.2} s", outcome.name)?;
+            out.flush()?;
+        }
+        outcomes.push(outcome);
+    }
+    ctx.drop_population();
+    let passed = outcomes.iter().filter(|o| o.ok).count();
+    let failed = outcomes.len() - passed;
+    let seconds = start.elapsed().as_secs_f64();
+    if tap {
+        writeln!(out, "# {} checks in {seconds:.2} s", outcomes.len())?;
+        writeln!(out, "{passed} passed, {failed} failed")?;
+    } else {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            count: usize,
+            cycles: usize,
+            checks: &'a [Outcome],
+            passed: usize,
+            failed: usize,
+            seconds: f64,
+        }
+        let report = Report {
+            count: args.count,
+            cycles: args.cycles,
+            checks: &outcomes,
+            passed,
+            failed,
+            seconds,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    }
+    Ok(failed == 0)
+}
+
+fn list(selected: &[(Exporter, &'static Check)], format: Format) -> Result<()> {
+    match format {
+        Format::Tap => {
+            let width = selected
+                .iter()
+                .map(|(e, c)| c.full_name(*e).len())
+                .max()
+                .unwrap_or(0);
+            for (e, c) in selected {
+                println!("{:width$}  {}", c.full_name(*e), c.about);
+            }
+        }
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Item {
+                name: String,
+                exporter: Exporter,
+                about: &'static str,
+            }
+            let items: Vec<Item> = selected
+                .iter()
+                .map(|(e, c)| Item {
+                    name: c.full_name(*e),
+                    exporter: *e,
+                    about: c.about,
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&items)?);
+        }
+    }
+    Ok(())
 }

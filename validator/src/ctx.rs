@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What the checks share: the exporters, every buffer's inode number in the
+//! run, and the population of `--count` live buffers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use nix::sys::stat::{fstat, FileStat};
+
+use validator::parse::fdinfo::FdInfo;
+use validator::uapi::heap::DmaHeap;
+use validator::uapi::udmabuf::{self, Udmabuf};
+
+use crate::sys;
+
+/// Where a dma-buf comes from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Exporter {
+    /// /dev/udmabuf: pages of a sealed memfd.
+    Udmabuf,
+    /// /dev/dma_heap/system: pages of the system dma-heap.
+    Heap,
+}
+
+impl Exporter {
+    pub const ALL: [Exporter; 2] = [Exporter::Udmabuf, Exporter::Heap];
+
+    /// The prefix of this exporter's check names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Exporter::Udmabuf => "udmabuf",
+            Exporter::Heap => "heap",
+        }
+    }
+
+    /// `exp_name` in fdinfo and bufinfo.
+    pub fn exp_name(self) -> &'static str {
+        match self {
+            Exporter::Udmabuf => "udmabuf",
+            Exporter::Heap => "system",
+        }
+    }
+}
+
+impl fmt::Display for Exporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dma-buf the validator created, with what fstat() said right after.
+#[derive(Debug)]
+pub struct DmaBuf {
+    pub fd: OwnedFd,
+    /// The size asked for.
+    pub size: u64,
+    pub stat: FileStat,
+    /// Creation order within the run, from 1.
+    pub serial: u64,
+}
+
+impl DmaBuf {
+    pub fn ino(&self) -> u64 {
+        self.stat.st_ino
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Which buffer had an inode number first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub exporter: Exporter,
+    pub serial: u64,
+}
+
+/// A buffer that got an inode number an earlier buffer of the run had.
+#[derive(Debug, Clone, Copy)]
+pub struct Reuse {
+    pub ino: u64,
+    pub earlier: Origin,
+    pub later: Origin,
+}
+
+/// Every inode number the run's buffers got.
+#[derive(Default)]
+struct History {
+    first: HashMap<u64, Origin>,
+    reuses: Vec<Reuse>,
+    created: HashMap<Exporter, u64>,
+}
+
+/// What the memory of a udmabuf comes from.
+#[derive(Clone, Copy)]
+pub enum Backing<'a> {
+    /// A memfd of its own, sealed with F_SEAL_SHRINK, closed after the
+    /// export (the udmabuf keeps its pages pinned).
+    OwnMemfd,
+    /// `size` bytes at this offset of a sealed memfd.
+    Slice(BorrowedFd<'a>, u64),
+}
+
+/// Creates dma-bufs and records their inode numbers. Shared by threads.
+pub struct Factory {
+    pub page: u64,
+    /// udmabuf's size limit in bytes.
+    pub size_limit: u64,
+    udmabuf: Option<Udmabuf>,
+    heap: Option<DmaHeap>,
+    serial: AtomicU64,
+    history: Mutex<History>,
+}
+
+impl Factory {
+    pub fn new(udmabuf: Option<Udmabuf>, heap: Option<DmaHeap>) -> Self {
+        Self {
+            page: sys::page_size(),
+            size_limit: udmabuf::size_limit(),
+            udmabuf,
+            heap,
+            serial: AtomicU64::new(0),
+            history: Mutex::default(),
+        }
+    }
+
+    pub fn udmabuf(&self) -> Result<&Udmabuf> {
+        self.udmabuf
+            .as_ref()
+            .ok_or_else(|| anyhow!("{} is not open", udmabuf::DEVICE))
+    }
+
+    pub fn heap(&self) -> Result<&DmaHeap> {
+        self.heap
+            .as_ref()
+            .ok_or_else(|| anyhow!("{} is not open", validator::uapi::heap::SYSTEM))
+    }
+
+    /// Exports a new dma-buf of `size` bytes, fstat()s and records it.
+    pub fn create(&self, exporter: Exporter, size: u64, backing: Backing<'_>) -> Result<DmaBuf> {
+        let fd = self.export(exporter, size, backing)?;
+        let stat = fstat(&fd).context("fstat(new dma-buf)")?;
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
+        self.record(exporter, serial, stat.st_ino);
+        Ok(DmaBuf {
+            fd,
+            size,
+            stat,
+            serial,
+        })
+    }
+
+    /// Exports a new dma-buf without recording it.
+    pub fn export(&self, exporter: Exporter, size: u64, backing: Backing<'_>) -> Result<OwnedFd> {
+        match exporter {
+            Exporter::Udmabuf => {
+                let dev = self.udmabuf()?;
+                match backing {
+                    Backing::OwnMemfd => {
+                        let memfd = udmabuf::sealed_memfd(size).with_context(|| {
+                            format!("memfd of {size} bytes sealed with F_SEAL_SHRINK")
+                        })?;
+                        dev.create(memfd.as_fd(), 0, size)
+                            .with_context(|| format!("ioctl(UDMABUF_CREATE, size {size})"))
+                    }
+                    Backing::Slice(memfd, offset) => {
+                        dev.create(memfd, offset, size).with_context(|| {
+                            format!("ioctl(UDMABUF_CREATE, offset {offset}, size {size})")
+                        })
+                    }
+                }
+            }
+            Exporter::Heap => self
+                .heap()?
+                .alloc(size)
+                .with_context(|| format!("ioctl(DMA_HEAP_IOCTL_ALLOC, len {size})")),
+        }
+    }
+
+    fn record(&self, exporter: Exporter, serial: u64, ino: u64) {
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        *h.created.entry(exporter).or_default() += 1;
+        let later = Origin { exporter, serial };
+        match h.first.get(&ino) {
+            Some(&earlier) => h.reuses.push(Reuse {
+                ino,
+                earlier,
+                later,
+            }),
+            None => {
+                h.first.insert(ino, later);
+            }
+        }
+    }
+
+    /// The buffers of `exporter` that got an inode number an earlier buffer
+    /// of the run had, and how many buffers of `exporter` the run created.
+    pub fn reuses(&self, exporter: Exporter) -> (Vec<Reuse>, u64) {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let reuses = h
+            .reuses
+            .iter()
+            .filter(|r| r.later.exporter == exporter)
+            .copied()
+            .collect();
+        (reuses, h.created.get(&exporter).copied().unwrap_or(0))
+    }
+}
+
+/// The sizes of a population of `count` buffers, in pages: mostly one
+/// page, every tenth a few pages, every hundredth 64 KiB-ish, every
+/// thousandth 4 MiB, and the first one as large as `limit_pages` allows.
+pub fn population_pages(count: usize, limit_pages: u64) -> Vec<u64> {
+    (0..count)
+        .map(|i| match i {
+            0 => limit_pages,
+            _ if i % 1000 == 1 => 1024,
+            _ if i % 100 == 2 => 16,
+            _ if i % 10 == 3 => 2 + (i as u64 / 10) % 3,
+            _ => 1,
+        })
+        .map(|p| p.min(limit_pages).max(1))
+        .collect()
+}
+
+/// `--count` live buffers of one exporter, and what was read about them.
+pub struct Population {
+    pub bufs: Vec<DmaBuf>,
+    /// fdinfo of each buffer before naming.
+    pub fdinfo: Option<Vec<FdInfo>>,
+    /// The names given, once named.
+    pub names: Option<Vec<String>>,
+    /// fdinfo of each buffer after naming.
+    pub fdinfo_named: Option<Vec<FdInfo>>,
+    pub created_in: f64,
+}
+
+impl Population {
+    /// Creates `count` buffers of mixed sizes.
+    pub fn create(f: &Factory, exporter: Exporter, count: usize) -> Result<Self> {
+        let start = Instant::now();
+        let pages = population_pages(count, f.size_limit / f.page);
+        // udmabufs are cut from one memfd: one memfd per buffer would cost
+        // three more syscalls each and say nothing more about the dma-buf.
+        let arena =
+            match exporter {
+                Exporter::Udmabuf => {
+                    let total: u64 = pages.iter().sum::<u64>() * f.page;
+                    Some(udmabuf::sealed_memfd(total).with_context(|| {
+                        format!("memfd of {total} bytes sealed with F_SEAL_SHRINK")
+                    })?)
+                }
+                Exporter::Heap => None,
+            };
+        let mut bufs = Vec::with_capacity(count);
+        let mut offset = 0;
+        for (i, p) in pages.iter().enumerate() {
+            let size = p * f.page;
+            let backing = match &arena {
+                Some(memfd) => Backing::Slice(memfd.as_fd(), offset),
+                None => Backing::OwnMemfd,
+            };
+            let buf = f
+                .create(exporter, size, backing)
+                .with_context(|| format!("creating buffer {} of {count} ({size} bytes)", i + 1))?;
+            bufs.push(buf);
+            offset += size;
+        }
+        Ok(Self {
+            bufs,
+            fdinfo: None,
+            names: None,
+            fdinfo_named: None,
+            created_in: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The name for buffer `i`: `<exporter>-<i>`, and for buffer 0 the
+    /// longest name DMA_BUF_SET_NAME takes.
+    pub fn name_for(exporter: Exporter, i: usize) -> String {
+        let name = format!("{exporter}-{i}");
+        if i == 0 {
+            let max = validator::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
+            format!("{name:-<max$}")
+        } else {
+            name
+        }
+    }
+}

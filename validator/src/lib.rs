@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The dma-buf side of procfs, debugfs and the exporters' uapi, for userspace
+//! tools (the `validator`, and later `lsdmabuf`).
+//!
+//! - [`parse`]: pure parsers over the text of `/proc/PID/fdinfo/N`,
+//!   `/proc/PID/maps`, debugfs `dma_buf/bufinfo`, `/proc/slabinfo` and
+//!   `/proc/meminfo`; no I/O, so they are unit-tested on the host with text
+//!   captured from real kernels (`testdata/`).
+//! - [`uapi`]: the ioctls of `linux/dma-buf.h`, `linux/udmabuf.h` and
+//!   `linux/dma-heap.h`, and the exporters built on them.
+
+pub mod parse;
+pub mod uapi;

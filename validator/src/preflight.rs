@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Before any check: the devices, files, privileges, fds and memory the
+//! selected checks need, each missing one reported with how to get it.
+
+use std::fs;
+use std::io::ErrorKind;
+
+use nix::errno::Errno;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+use validator::uapi::{heap, udmabuf};
+
+use crate::checks::Need;
+use crate::ctx::{population_pages, Exporter, Factory};
+use crate::sys;
+
+/// fds beyond the population's: the checks' own buffers, pipes, sockets,
+/// the concurrency check's pool.
+const FD_HEADROOM: u64 = 256;
+/// What one live buffer costs the kernel beyond its pages, roughly: file,
+/// dentry, inode, `struct dma_buf` and reservation object, the exporter's
+/// own structures and page arrays.
+const KERNEL_BYTES_PER_BUFFER: u64 = 4096;
+
+fn device_problem(path: &str, e: Errno, config: &str, other: &str) -> String {
+    match e {
+        Errno::ENOENT | Errno::ENODEV | Errno::ENXIO => format!(
+            "{path} does not exist: the kernel needs {config}, and devtmpfs mounted on /dev \
+             (mount -t devtmpfs devtmpfs /dev); or test only {other} with --exporter {other}"
+        ),
+        Errno::EACCES | Errno::EPERM => {
+            format!("{path}: permission denied: run the validator as root")
+        }
+        e => format!("open {path}: {e}"),
+    }
+}
+
+fn file_problem(path: &str, what: &str, missing: &str) -> Option<String> {
+    match fs::File::open(path) {
+        Ok(_) => None,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            Some(format!("{path} does not exist ({what}): {missing}"))
+        }
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Some(format!(
+            "{path}: permission denied ({what}): run the validator as root"
+        )),
+        Err(e) => Some(format!("open {path} ({what}): {e}")),
+    }
+}
+
+fn need_problem(need: Need) -> Option<String> {
+    match need {
+        Need::Bufinfo => file_problem(
+            sys::BUFINFO,
+            "the bufinfo, bad-input, set_name and concurrency checks read it",
+            "mount debugfs (mount -t debugfs none /sys/kernel/debug) on a kernel with CONFIG_DEBUG_FS=y, \
+             or leave those checks out with --only",
+        ),
+        Need::Slabinfo => file_problem(
+            sys::SLABINFO,
+            "the slab_baseline check reads it",
+            "the kernel needs CONFIG_SLUB_DEBUG=y, or leave slab_baseline out with --only",
+        ),
+        Need::MapFiles => {
+            let dir = "/proc/self/map_files";
+            let first = fs::read_dir(dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok());
+            let Some(entry) = first else {
+                return Some(format!("{dir} cannot be listed: the kernel needs CONFIG_PROC_FS=y"));
+            };
+            match fs::metadata(entry.path()) {
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EPERM) => {
+                    Some(format!(
+                        "{}: {e}: map_files needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: run the validator as root",
+                        entry.path().display()
+                    ))
+                }
+                Err(e) => Some(format!("stat {}: {e}", entry.path().display())),
+            }
+        }
+    }
+}
+
+/// Raises RLIMIT_NOFILE to `needed` fds if it is lower, as far as allowed.
+fn nofile_problem(needed: u64, count: usize) -> Option<String> {
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => return Some(format!("getrlimit(RLIMIT_NOFILE): {e}")),
+    };
+    if soft >= needed {
+        return None;
+    }
+    let new_hard = hard.max(needed);
+    match setrlimit(Resource::RLIMIT_NOFILE, needed, new_hard) {
+        Ok(()) => None,
+        Err(e) => {
+            let nr_open = fs::read_to_string("/proc/sys/fs/nr_open").unwrap_or_default();
+            Some(format!(
+                "RLIMIT_NOFILE is {soft} (hard {hard}) and --count {count} needs {needed} fds; raising it failed \
+                 with {e}: run as root (root may raise it up to fs.nr_open = {}), run `ulimit -n {needed}` first, \
+                 or lower --count",
+                nr_open.trim()
+            ))
+        }
+    }
+}
+
+fn memory_problem(
+    f: &Factory,
+    exporters: &[Exporter],
+    count: usize,
+    cycles: usize,
+) -> Option<String> {
+    if exporters.is_empty() {
+        return None;
+    }
+    // The exporters run one after the other, each with its population.
+    let pages: u64 = population_pages(count, f.size_limit / f.page).iter().sum();
+    let needed = pages * f.page + count as u64 * KERNEL_BYTES_PER_BUFFER + cycles as u64 * f.page;
+    let available = sys::meminfo().ok()?.get("MemAvailable")?;
+    (needed > available / 10 * 9).then(|| {
+        format!(
+            "--count {count} and --cycles {cycles} need about {} MiB of memory, and only {} MiB is available: \
+             give the machine more (ci/vm run ... --memory 2G) or lower --count",
+            needed >> 20,
+            available >> 20
+        )
+    })
+}
+
+/// Opens the exporters' devices and checks what the selected checks need.
+pub fn open(
+    exporters: &[Exporter],
+    needs: &[Need],
+    count: usize,
+    cycles: usize,
+) -> Result<Factory, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut dev = None;
+    let mut heap_dev = None;
+    for &e in exporters {
+        match e {
+            Exporter::Udmabuf => match udmabuf::Udmabuf::open() {
+                Ok(d) => dev = Some(d),
+                Err(err) => problems.push(device_problem(
+                    udmabuf::DEVICE,
+                    err,
+                    "CONFIG_UDMABUF=y",
+                    "heap",
+                )),
+            },
+            Exporter::Heap => match heap::DmaHeap::open(heap::SYSTEM) {
+                Ok(d) => heap_dev = Some(d),
+                Err(err) => problems.push(device_problem(
+                    heap::SYSTEM,
+                    err,
+                    "CONFIG_DMABUF_HEAPS=y and CONFIG_DMABUF_HEAPS_SYSTEM=y",
+                    "udmabuf",
+                )),
+            },
+        }
+    }
+    let mut seen = Vec::new();
+    for &need in needs {
+        if !seen.contains(&need) {
+            seen.push(need);
+            problems.extend(need_problem(need));
+        }
+    }
+    let factory = Factory::new(dev, heap_dev);
+    problems.extend(nofile_problem(count as u64 + FD_HEADROOM, count));
+    problems.extend(memory_problem(&factory, exporters, count, cycles));
+    if problems.is_empty() {
+        Ok(factory)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The error that ends a run that cannot start.
+pub fn report(problems: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!("cannot run:\n  - {}", problems.join("\n  - "))
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The I/O the checks share: procfs and debugfs reads, fd links.
+//!
+//! Everything returns `anyhow` errors that say which call failed on what.
+//! Files are read with plain open/read/close (no stat first) because the
+//! checks read hundreds of thousands of them in a slow guest.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{open, readlink, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::read;
+
+use validator::parse::{bufinfo, fdinfo, meminfo, slabinfo};
+
+/// debugfs' list of every dma-buf with an open file.
+pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
+pub const SLABINFO: &str = "/proc/slabinfo";
+pub const MEMINFO: &str = "/proc/meminfo";
+/// SLUB's per-cache sysfs directories (`shrink` flushes per-CPU slabs).
+pub const SLAB_SYSFS: &str = "/sys/kernel/slab";
+
+/// The whole text of a (proc/sys/debugfs) file.
+pub fn read_text(path: &str) -> Result<String> {
+    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("open {path}"))?;
+    let mut bytes: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.capacity());
+        }
+        let start = bytes.len();
+        bytes.resize(bytes.capacity(), 0);
+        match read(&fd, &mut bytes[start..]) {
+            Ok(0) => {
+                bytes.truncate(start);
+                break;
+            }
+            Ok(n) => bytes.truncate(start + n),
+            Err(Errno::EINTR) => bytes.truncate(start),
+            Err(e) => return Err(e).with_context(|| format!("read {path}")),
+        }
+    }
+    String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))
+}
+
+/// Writes `text` to an existing (sysfs/procfs) file.
+pub fn write_text(path: &str, text: &str) -> Result<()> {
+    let fd = open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("open {path} for writing"))?;
+    nix::unistd::write(&fd, text.as_bytes())
+        .with_context(|| format!("write `{text}` to {path}"))?;
+    Ok(())
+}
+
+/// `/proc/self/fdinfo/N` of `fd`, parsed.
+pub fn fdinfo(fd: BorrowedFd<'_>) -> Result<fdinfo::FdInfo> {
+    let path = format!("/proc/self/fdinfo/{}", fd.as_raw_fd());
+    let text = read_text(&path)?;
+    fdinfo::parse(&text).with_context(|| format!("parsing {path}: {text:?}"))
+}
+
+/// `readlink /proc/self/fd/N` of `fd`.
+pub fn fd_link(fd: BorrowedFd<'_>) -> Result<String> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let link = readlink(path.as_str()).with_context(|| format!("readlink {path}"))?;
+    Ok(link.to_string_lossy().into_owned())
+}
+
+/// debugfs bufinfo, parsed.
+pub fn bufinfo() -> Result<bufinfo::BufInfo> {
+    let text = read_text(BUFINFO)?;
+    bufinfo::parse(&text).with_context(|| format!("parsing {BUFINFO}"))
+}
+
+/// /proc/slabinfo, parsed.
+pub fn slabinfo() -> Result<Vec<slabinfo::Cache>> {
+    let text = read_text(SLABINFO)?;
+    slabinfo::parse(&text).with_context(|| format!("parsing {SLABINFO}"))
+}
+
+/// /proc/meminfo, parsed.
+pub fn meminfo() -> Result<meminfo::Meminfo> {
+    let text = read_text(MEMINFO)?;
+    meminfo::parse(&text).with_context(|| format!("parsing {MEMINFO}"))
+}
+
+/// How many fds this process has open (entries of /proc/self/fd).
+pub fn open_fds() -> Result<usize> {
+    let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;
+    // read_dir's own directory fd is one of them.
+    Ok(dir.count().saturating_sub(1))
+}
+
+/// The page size.
+pub fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64
+}
+
+/// A shared mapping of a file, unmapped on drop.
+pub struct Mapping {
+    addr: std::ptr::NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Mapping {
+    /// mmap()s `len` bytes of `fd` shared, readable and writable.
+    pub fn shared(fd: BorrowedFd<'_>, len: u64) -> Result<Self> {
+        let nz = std::num::NonZeroUsize::new(len as usize).context("mmap of 0 bytes")?;
+        let prot = nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE;
+        // SAFETY: a new mapping at an address the kernel picks aliases no
+        // Rust object; this type never dereferences it and unmaps it once.
+        let addr = unsafe {
+            nix::sys::mman::mmap(None, nz, prot, nix::sys::mman::MapFlags::MAP_SHARED, fd, 0)
+        }
+        .with_context(|| format!("mmap of {len} bytes, MAP_SHARED"))?;
+        Ok(Self {
+            addr,
+            len: len as usize,
+        })
+    }
+
+    /// A `PROT_NONE` anonymous page: an address no read can succeed on.
+    pub fn inaccessible(len: u64) -> Result<Self> {
+        let nz = std::num::NonZeroUsize::new(len as usize).context("mmap of 0 bytes")?;
+        // SAFETY: as in `shared`.
+        let addr = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                nz,
+                nix::sys::mman::ProtFlags::PROT_NONE,
+                nix::sys::mman::MapFlags::MAP_PRIVATE,
+            )
+        }
+        .context("mmap of a PROT_NONE page")?;
+        Ok(Self {
+            addr,
+            len: len as usize,
+        })
+    }
+
+    pub fn start(&self) -> u64 {
+        self.addr.as_ptr() as u64
+    }
+
+    pub fn end(&self) -> u64 {
+        self.start() + self.len as u64
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `addr` is a mapping of `len` bytes made by the constructor
+        // and not unmapped before.
+        if let Err(e) = unsafe { nix::sys::mman::munmap(self.addr, self.len) } {
+            eprintln!(
+                "validator: munmap of {:#x}, {} bytes: {e}",
+                self.start(),
+                self.len
+            );
+        }
+    }
+}
