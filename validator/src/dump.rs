@@ -59,5 +59,6 @@ pub fn dump(f: &Factory, exporters: &[Exporter]) -> Result<()> {
     section("bufinfo-empty.txt", &sys::read_text(sys::BUFINFO)?);
     section("slabinfo.txt", &sys::read_text(sys::SLABINFO)?);
     section("meminfo.txt", &sys::read_text(sys::MEMINFO)?);
+    section("zoneinfo.txt", &sys::read_text(sys::ZONEINFO)?);
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! tools (the `validator`, and later `lsdmabuf`).
 //!
 //! - [`parse`]: pure parsers over the text of `/proc/PID/fdinfo/N`,
-//!   `/proc/PID/maps`, debugfs `dma_buf/bufinfo`, `/proc/slabinfo` and
-//!   `/proc/meminfo`; no I/O, so they are unit-tested on the host with text
+//!   `/proc/PID/maps`, debugfs `dma_buf/bufinfo`, `/proc/slabinfo`,
+//!   `/proc/meminfo` and `/proc/zoneinfo`; no I/O, so they are unit-tested on the host with text
 //!   captured from real kernels (`testdata/`).
 //! - [`uapi`]: the ioctls of `linux/dma-buf.h`, `linux/udmabuf.h` and
 //!   `linux/dma-heap.h`, and the exporters built on them.

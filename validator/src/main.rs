@@ -216,9 +216,13 @@ fn run(args: &Args) -> Result<bool> {
     if tap {
         writeln!(out, "TAP version 14")?;
         writeln!(out, "1..{}", selected.len())?;
+        let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         writeln!(
             out,
-            "# count {}, cycles {}, page {}, udmabuf size limit {} MiB",
+            "# count {}, cycles {}, page {}, udmabuf size limit {} MiB, {cpus} CPUs online",
             args.count,
             args.cycles,
             ctx.f.page,

@@ -13,12 +13,13 @@ use nix::fcntl::{open, readlink, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::read;
 
-use validator::parse::{bufinfo, fdinfo, meminfo, slabinfo};
+use validator::parse::{bufinfo, fdinfo, meminfo, slabinfo, zoneinfo};
 
 /// debugfs' list of every dma-buf with an open file.
 pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
 pub const SLABINFO: &str = "/proc/slabinfo";
 pub const MEMINFO: &str = "/proc/meminfo";
+pub const ZONEINFO: &str = "/proc/zoneinfo";
 /// SLUB's per-cache sysfs directories (`shrink` flushes per-CPU slabs).
 pub const SLAB_SYSFS: &str = "/sys/kernel/slab";
 
@@ -85,6 +86,12 @@ pub fn slabinfo() -> Result<Vec<slabinfo::Cache>> {
 pub fn meminfo() -> Result<meminfo::Meminfo> {
     let text = read_text(MEMINFO)?;
     meminfo::parse(&text).with_context(|| format!("parsing {MEMINFO}"))
+}
+
+/// /proc/zoneinfo, parsed.
+pub fn zoneinfo() -> Result<Vec<zoneinfo::Zone>> {
+    let text = read_text(ZONEINFO)?;
+    zoneinfo::parse(&text).with_context(|| format!("parsing {ZONEINFO}"))
 }
 
 /// How many fds this process has open (entries of /proc/self/fd).

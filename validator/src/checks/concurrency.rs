@@ -21,7 +21,7 @@ use crate::sys;
 
 /// Threads that create (and close) buffers, and buffers each creates.
 const CREATORS: u64 = 2;
-const PER_CREATOR: u64 = 256;
+const PER_CREATOR: u64 = 1024;
 /// Live buffers at most; a creator closes a random one beyond.
 const POOL: usize = 48;
 

@@ -268,7 +268,7 @@ pub static CHECKS: &[Check] = &[
     ),
     check(
         "meminfo_baseline",
-        "/proc/meminfo MemFree returns to its baseline after --cycles create/close cycles",
+        "/proc/meminfo MemFree, with the per-CPU free lists of /proc/zoneinfo, returns to its baseline after --cycles create/close cycles",
         &[],
         memory::meminfo_baseline,
     ),

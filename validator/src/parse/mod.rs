@@ -13,6 +13,7 @@ pub mod fdinfo;
 pub mod maps;
 pub mod meminfo;
 pub mod slabinfo;
+pub mod zoneinfo;
 
 /// Why a text could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
