@@ -100,7 +100,7 @@ struct History {
     created: HashMap<Exporter, u64>,
 }
 
-/// What the memory of a udmabuf comes from.
+/// What the memory of a udmabuf comes from; heap buffers ignore it.
 #[derive(Clone, Copy)]
 pub enum Backing<'a> {
     /// A memfd of its own, sealed with F_SEAL_SHRINK, closed after the
@@ -294,5 +294,41 @@ impl Population {
         } else {
             name
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn population_sizes() {
+        let limit = 16384;
+        let pages = population_pages(10000, limit);
+        assert_eq!(pages.len(), 10000);
+        assert_eq!(pages[0], limit, "one buffer at udmabuf's size limit");
+        let single = pages.iter().filter(|&&p| p == 1).count();
+        assert!(single > 8500, "mostly single pages: {single}");
+        assert_eq!(pages.iter().filter(|&&p| p == 1024).count(), 10);
+        assert!(pages.iter().all(|&p| (1..=limit).contains(&p)));
+        let total: u64 = pages.iter().sum();
+        assert!(
+            total < 48 * 1024,
+            "{total} pages: small enough for a 1 GiB guest"
+        );
+        // A small limit caps every size.
+        assert!(population_pages(2000, 8)
+            .iter()
+            .all(|&p| (1..=8).contains(&p)));
+        assert!(population_pages(0, 8).is_empty());
+    }
+
+    #[test]
+    fn names_fit_dma_buf_name_len() {
+        let max = validator::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
+        assert_eq!(Population::name_for(Exporter::Udmabuf, 0).len(), max);
+        assert_eq!(Population::name_for(Exporter::Heap, 0).len(), max);
+        assert_eq!(Population::name_for(Exporter::Heap, 12345), "heap-12345");
+        assert!(Population::name_for(Exporter::Udmabuf, usize::MAX).len() <= max);
     }
 }

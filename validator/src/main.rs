@@ -48,8 +48,10 @@ enum Format {
 ///
 /// Run it as root on the kernel under test, with devtmpfs on /dev, proc,
 /// and debugfs on /sys/kernel/debug: `ci/vm run VARIANT -- validator`.
-/// Prints TAP by default and exits 0 only when every check passed, 1 when
-/// one failed, 2 when it cannot run (what is missing is said).
+/// Some checks compare debugfs bufinfo and kernel memory before and after:
+/// run it where nothing else creates or frees dma-bufs meanwhile. Prints TAP
+/// by default and exits 0 only when every check passed, 1 when one failed,
+/// 2 when it cannot run (what is missing is said).
 #[derive(Parser)]
 #[command(version, about, long_about, max_term_width = 100)]
 struct Args {
@@ -272,6 +274,14 @@ fn run(args: &Args) -> Result<bool> {
     let seconds = start.elapsed().as_secs_f64();
     if tap {
         writeln!(out, "# {} checks in {seconds:.2} s", outcomes.len())?;
+        if failed > 0 {
+            let names: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| !o.ok)
+                .map(|o| o.name.as_str())
+                .collect();
+            writeln!(out, "# failed: {}", names.join(","))?;
+        }
         writeln!(out, "{passed} passed, {failed} failed")?;
     } else {
         #[derive(Serialize)]
@@ -328,4 +338,80 @@ fn list(selected: &[(Exporter, &'static Check)], format: Format) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::parse_from(["validator"].iter().chain(extra))
+    }
+
+    fn names(a: &Args) -> Vec<String> {
+        select(a)
+            .unwrap()
+            .iter()
+            .map(|(e, c)| c.full_name(*e))
+            .collect()
+    }
+
+    #[test]
+    fn check_names_are_one_snake_case_token() {
+        for e in Exporter::ALL {
+            for c in CHECKS.iter().filter(|c| c.applies_to(e)) {
+                let name = c.full_name(e);
+                let (prefix, check) = name.split_once('.').unwrap();
+                assert_eq!(prefix, e.name());
+                assert!(
+                    check
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+                    "{name}"
+                );
+            }
+        }
+        let all = names(&args(&[]));
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(all.len(), unique.len(), "duplicate check names");
+    }
+
+    #[test]
+    fn only_and_exporter_select() {
+        assert_eq!(
+            names(&args(&["--only", "st_size"])),
+            ["udmabuf.st_size", "heap.st_size"]
+        );
+        assert_eq!(
+            names(&args(&[
+                "--only",
+                "heap.st_size",
+                "--only",
+                "udmabuf.f_type"
+            ])),
+            ["udmabuf.f_type", "heap.st_size"]
+        );
+        assert_eq!(
+            names(&args(&["--exporter", "heap", "--only", "bad_len_zero"])),
+            ["heap.bad_len_zero"]
+        );
+        assert!(select(&args(&["--only", "nonsense"])).is_err());
+        assert!(
+            select(&args(&["--only", "heap.bad_size_zero"])).is_err(),
+            "udmabuf-only check"
+        );
+        assert!(select(&args(&["--exporter", "udmabuf", "--only", "heap.st_size"])).is_err());
+        // The population checks come first, as they share the live buffers.
+        let all = select(&args(&["--exporter", "heap"])).unwrap();
+        let first_other = all.iter().position(|(_, c)| !c.population).unwrap();
+        assert!(all[first_other..].iter().all(|(_, c)| !c.population));
+    }
+
+    #[test]
+    fn tap_text_is_one_line_without_directives() {
+        assert_eq!(tap_text("a\nb # SKIP c"), "a; b - SKIP c");
+        assert_eq!(tap_text("buffer #3"), "buffer #3");
+    }
 }

@@ -10,7 +10,7 @@
 //! | input | errno |
 //! |---|---|
 //! | offset or size not page-aligned, size 0, more than `size_limit_mb` | EINVAL |
-//! | an fd that is not shmem/hugetlbfs (pipe, dma-buf), or not open | EBADFD |
+//! | an fd that is not shmem/hugetlbfs (pipe, dma-buf), or no open fd | EBADFD |
 //! | a memfd without F_SEAL_SHRINK, or with F_SEAL_WRITE/F_SEAL_FUTURE_WRITE | EINVAL |
 //! | heap: len 0 (after PAGE_ALIGN), fd not 0, unknown fd_flags or heap_flags | EINVAL |
 //! | DMA_BUF_SET_NAME: unreadable address (`strnlen_user()` returns 0) | EFAULT |
@@ -158,13 +158,13 @@ pub fn bad_fd_not_memfd(ctx: &mut Ctx, _: Exporter) -> Result<String> {
     let dev = ctx.f.udmabuf()?;
     let (pipe_r, _pipe_w) = nix::unistd::pipe().context("pipe")?;
     let dmabuf = ctx.f.create(Exporter::Udmabuf, page, Backing::OwnMemfd)?;
-    let closed = nix::unistd::dup(&pipe_r).context("dup")?.as_raw_fd();
-    // `closed` names no open fd now; nothing below opens one before its use.
+    // Above any fd the kernel hands out: fs.nr_open is smaller.
+    let not_open = i32::MAX;
     let b = before()?;
     for (what, fd) in [
         ("a pipe", pipe_r.as_raw_fd()),
         ("a dma-buf", dmabuf.fd.as_raw_fd()),
-        ("a closed fd", closed),
+        ("an fd number nothing is open on", not_open),
     ] {
         let arg = UdmabufCreate {
             memfd: fd as u32,
@@ -179,7 +179,7 @@ pub fn bad_fd_not_memfd(ctx: &mut Ctx, _: Exporter) -> Result<String> {
             &b,
         )?;
     }
-    Ok("a pipe, a dma-buf, a closed fd: EBADFD, nothing created".into())
+    Ok("a pipe, a dma-buf, an fd number not open: EBADFD, nothing created".into())
 }
 
 pub fn bad_memfd_unsealed(ctx: &mut Ctx, _: Exporter) -> Result<String> {

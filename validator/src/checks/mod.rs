@@ -213,7 +213,7 @@ pub static CHECKS: &[Check] = &[
         Udmabuf,
         check(
             "bad_fd_not_memfd",
-            "UDMABUF_CREATE of a pipe, a dma-buf or a closed fd fails with EBADFD and creates nothing",
+            "UDMABUF_CREATE of a pipe, a dma-buf or an fd number not open fails with EBADFD and creates nothing",
             &[Bufinfo],
             badinput::bad_fd_not_memfd,
         ),

@@ -10,7 +10,7 @@ use nix::sys::stat::{major, minor};
 use nix::sys::statfs::fstatfs;
 
 use validator::parse::fdinfo::FdInfo;
-use validator::uapi::dma_buf::{self, DMA_BUF_MAGIC, LINK_PREFIX};
+use validator::uapi::dma_buf::{self, ANON_INODE_FS_MAGIC, DMA_BUF_MAGIC, LINK_PREFIX};
 
 use super::{Ctx, Findings};
 use crate::ctx::{Backing, Exporter, Population};
@@ -171,8 +171,15 @@ pub fn f_type(ctx: &mut Ctx, e: Exporter) -> Result<String> {
         let fs = fstatfs(b.fd()).with_context(|| format!("fstatfs of buffer {i}"))?;
         let t = fs.filesystem_type().0 as u64;
         if t != DMA_BUF_MAGIC {
+            let known = if t == ANON_INODE_FS_MAGIC {
+                " (ANON_INODE_FS_MAGIC)"
+            } else {
+                ""
+            };
             found.add(|| {
-                format!("f_type {t:#x} of buffer {i}: expected DMA_BUF_MAGIC {DMA_BUF_MAGIC:#x}")
+                format!(
+                    "f_type {t:#x}{known} of buffer {i}: expected DMA_BUF_MAGIC {DMA_BUF_MAGIC:#x}"
+                )
             });
         }
     }
