@@ -19,9 +19,7 @@ use validator::uapi::udmabuf::{self, Udmabuf};
 use crate::sys;
 
 /// Where a dma-buf comes from.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Exporter {
     /// /dev/udmabuf: pages of a sealed memfd.
@@ -160,7 +158,7 @@ impl Factory {
     }
 
     /// Exports a new dma-buf without recording it.
-    pub fn export(&self, exporter: Exporter, size: u64, backing: Backing<'_>) -> Result<OwnedFd> {
+    fn export(&self, exporter: Exporter, size: u64, backing: Backing<'_>) -> Result<OwnedFd> {
         match exporter {
             Exporter::Udmabuf => {
                 let dev = self.udmabuf()?;
@@ -217,8 +215,8 @@ impl Factory {
 }
 
 /// The sizes of a population of `count` buffers, in pages: mostly one
-/// page, every tenth a few pages, every hundredth 64 KiB-ish, every
-/// thousandth 4 MiB, and the first one as large as `limit_pages` allows.
+/// page, every tenth 2 to 4 pages, every hundredth 16, every thousandth
+/// 1024, and the first one as large as `limit_pages` allows.
 pub fn population_pages(count: usize, limit_pages: u64) -> Vec<u64> {
     (0..count)
         .map(|i| match i {

@@ -186,11 +186,14 @@ fn run(args: &Args) -> Result<bool> {
         .iter()
         .flat_map(|(_, c)| c.needs.iter().copied())
         .collect();
-    let count = if selected.iter().any(|(_, c)| c.population) {
-        args.count
-    } else {
-        0
-    };
+    let population = selected.iter().any(|(_, c)| c.population);
+    if population && args.count < 2 {
+        bail!(
+            "--count {}: the population checks compare buffers with each other, give at least 2",
+            args.count
+        );
+    }
+    let count = if population { args.count } else { 0 };
     let factory = match preflight::open(&exporters, &needs, count, args.cycles) {
         Ok(f) => f,
         Err(problems) => {
