@@ -153,6 +153,58 @@ mod tests {
     }
 
     #[test]
+    fn every_capture() {
+        let captures = [
+            (
+                "udmabuf",
+                1,
+                None,
+                include_str!("../../testdata/fdinfo-udmabuf-unnamed.txt"),
+            ),
+            (
+                "udmabuf",
+                2,
+                None,
+                include_str!("../../testdata/fdinfo-udmabuf-dup.txt"),
+            ),
+            (
+                "udmabuf",
+                1,
+                Some("validator-udmabuf-named"),
+                include_str!("../../testdata/fdinfo-udmabuf-named.txt"),
+            ),
+            (
+                "system",
+                1,
+                None,
+                include_str!("../../testdata/fdinfo-heap-unnamed.txt"),
+            ),
+            (
+                "system",
+                2,
+                None,
+                include_str!("../../testdata/fdinfo-heap-dup.txt"),
+            ),
+            (
+                "system",
+                1,
+                Some("validator-heap-named"),
+                include_str!("../../testdata/fdinfo-heap-named.txt"),
+            ),
+        ];
+        for (exp_name, count, name, text) in captures {
+            let info = parse(text).unwrap();
+            let d = info.dmabuf.unwrap();
+            assert_eq!(
+                (d.exp_name.as_str(), d.count, d.name.as_deref()),
+                (exp_name, count, name),
+                "{text}"
+            );
+            assert_eq!(d.size % 4096, 0);
+        }
+    }
+
+    #[test]
     fn name_keeps_colons_and_spaces() {
         let text = "pos:\t0\nflags:\t02\nmnt_id:\t9\nino:\t7\nsize:\t4096\ncount:\t1\nexp_name:\tsystem\nname:\ta: b \n";
         assert_eq!(
