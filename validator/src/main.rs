@@ -28,8 +28,11 @@ use ctx::Exporter;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExporterArg {
+    /// /dev/udmabuf: memfd pages.
     Udmabuf,
+    /// /dev/dma_heap/system: the system dma-heap.
     Heap,
+    /// Both, udmabuf first.
     All,
 }
 
@@ -85,8 +88,8 @@ struct Args {
     #[arg(long, default_value_t = 4096, value_name = "N")]
     cycles: usize,
 
-    /// Print the raw fdinfo, maps, bufinfo, slabinfo and meminfo text of a
-    /// few buffers, for parser test data, and exit.
+    /// Print the raw fdinfo, maps, bufinfo, slabinfo, meminfo and zoneinfo
+    /// text of a few buffers, for parser test data, and exit.
     #[arg(long)]
     dump: bool,
 }
