@@ -12,6 +12,8 @@
 //! - [`tap_results`]: the top-level `ok`/`not ok` lines of a TAP stream (the
 //!   validator's output).
 
+pub mod buildlog;
+
 use serde::Serialize;
 
 /// Strips the printk timestamp (`[    1.234567] `) and a trailing `\r`.
@@ -53,7 +55,11 @@ impl Suite {
     }
 
     pub fn failed(&self) -> Vec<&str> {
-        self.cases.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect()
+        self.cases
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect()
     }
 
     pub fn skipped(&self) -> usize {
@@ -108,8 +114,18 @@ fn parse_result(line: &str) -> Option<(usize, TestCase)> {
         Some((n, d)) => (n, d),
         None => (rest, ""),
     };
-    let skipped = directive.trim_start().to_ascii_uppercase().starts_with("SKIP");
-    Some((num, TestCase { name: name.trim().to_string(), ok, skipped }))
+    let skipped = directive
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("SKIP");
+    Some((
+        num,
+        TestCase {
+            name: name.trim().to_string(),
+            ok,
+            skipped,
+        },
+    ))
 }
 
 fn indent_of(line: &str) -> usize {
@@ -131,7 +147,12 @@ pub fn kunit_suites(log: &str) -> Vec<Suite> {
             }
             current = Some((
                 indent,
-                Suite { name: name.trim().to_string(), planned: None, cases: Vec::new(), finished: false },
+                Suite {
+                    name: name.trim().to_string(),
+                    planned: None,
+                    cases: Vec::new(),
+                    finished: false,
+                },
             ));
             continue;
         }
@@ -181,7 +202,10 @@ const SPLAT_STARTS: &[(&str, &str)] = &[
     ("WARNING: bad unlock balance", "lockdep"),
     ("WARNING: held lock freed", "lockdep"),
     ("WARNING: lock held when returning to user space", "lockdep"),
-    ("BUG: sleeping function called from invalid context", "might_sleep"),
+    (
+        "BUG: sleeping function called from invalid context",
+        "might_sleep",
+    ),
     ("BUG: scheduling while atomic", "might_sleep"),
     ("BUG:", "BUG"),
     ("kernel BUG at", "BUG"),
@@ -249,7 +273,10 @@ pub fn splats(log: &str) -> Vec<Splat> {
                 break;
             }
         }
-        out.push(Splat { kind, lines: quoted });
+        out.push(Splat {
+            kind,
+            lines: quoted,
+        });
         i = j;
     }
     out
@@ -283,7 +310,10 @@ pub fn tap_results(text: &str) -> Vec<TapResult> {
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .filter(|l| indent_of(l) == 0)
         .filter_map(parse_result)
-        .map(|(_, c)| TapResult { name: c.name, ok: c.ok })
+        .map(|(_, c)| TapResult {
+            name: c.name,
+            ok: c.ok,
+        })
         .collect()
 }
 
@@ -327,7 +357,10 @@ mod tests {
         assert_eq!(s.passed(), 114);
         assert!(s.finished);
         let p = s.problem().unwrap();
-        assert!(p.contains("1 of 115 test cases failed: rust_doctest_kernel_sizes_rs_0"), "{p}");
+        assert!(
+            p.contains("1 of 115 test cases failed: rust_doctest_kernel_sizes_rs_0"),
+            "{p}"
+        );
     }
 
     #[test]
@@ -336,7 +369,10 @@ mod tests {
         let cut = BASE_BOOT.find("    ok 11 ").unwrap();
         let s = &kunit_suites(&BASE_BOOT[..cut])[0];
         assert!(!s.finished);
-        assert_eq!(s.problem().unwrap(), "KUnit suite rust_doctests_kernel did not finish: 10 of 114 test cases reported");
+        assert_eq!(
+            s.problem().unwrap(),
+            "KUnit suite rust_doctests_kernel did not finish: 10 of 114 test cases reported"
+        );
     }
 
     #[test]
@@ -353,7 +389,11 @@ mod tests {
         assert_eq!(found.len(), 1);
         let w = &found[0];
         assert_eq!(w.kind, "WARNING");
-        assert!(w.lines[0].starts_with("WARNING: CPU: 0 PID: "), "{}", w.lines[0]);
+        assert!(
+            w.lines[0].starts_with("WARNING: CPU: 0 PID: "),
+            "{}",
+            w.lines[0]
+        );
         assert!(w.lines[0].contains("drivers/dma-buf/udmabuf.c"));
         assert!(w.lines.iter().any(|l| l.contains("__x64_sys_ioctl")));
         assert!(w.lines.last().unwrap().contains("---[ end trace"));
@@ -369,14 +409,24 @@ mod tests {
     #[test]
     fn a_clean_log_has_no_splats() {
         assert!(splats(BASE_BOOT).is_empty());
-        assert!(splats("kmemleak: Kernel memory leak detector initialized (mem pool available: 1)\n").is_empty());
-        assert_eq!(splats("kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n").len(), 1);
+        assert!(splats(
+            "kmemleak: Kernel memory leak detector initialized (mem pool available: 1)\n"
+        )
+        .is_empty());
+        assert_eq!(
+            splats("kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n")
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn reads_the_verdict() {
         assert_eq!(verdict("x\n[    2.0] vm-init: exit status 3\r\n"), Some(3));
-        assert_eq!(verdict("vm-init: exit status 0\nvm-init: exit status 1\n"), Some(1));
+        assert_eq!(
+            verdict("vm-init: exit status 0\nvm-init: exit status 1\n"),
+            Some(1)
+        );
         assert_eq!(verdict("Kernel panic - not syncing\n"), None);
         assert_eq!(qemu_status_for(0), 1);
         assert_eq!(qemu_status_for(3), 7);
@@ -385,7 +435,8 @@ mod tests {
 
     #[test]
     fn counts_top_level_tap() {
-        let tap = "TAP version 14\n1..3\nok 1 - a\nnot ok 2 - b\n  ok 1 nested\nok 3 - c # SKIP x\n";
+        let tap =
+            "TAP version 14\n1..3\nok 1 - a\nnot ok 2 - b\n  ok 1 nested\nok 3 - c # SKIP x\n";
         let r = tap_results(tap);
         assert_eq!(r.len(), 3);
         assert_eq!(r.iter().filter(|t| !t.ok).count(), 1);

@@ -88,7 +88,8 @@ fn main() {
 fn run() -> Result<bool> {
     let args = Args::parse();
     let v = &args.variant;
-    let console = fs::read(&args.console).with_context(|| format!("reading {}", args.console.display()))?;
+    let console =
+        fs::read(&args.console).with_context(|| format!("reading {}", args.console.display()))?;
     let console = String::from_utf8_lossy(&console);
     let output = match &args.output {
         Some(p) => {
@@ -104,12 +105,20 @@ fn run() -> Result<bool> {
     // KUnit, the kernel crate's doctests among it.
     let suites = kunit_suites(&console);
     for s in &suites {
-        let unreported = s.planned.unwrap_or(s.cases.len()).saturating_sub(s.cases.len());
+        let unreported = s
+            .planned
+            .unwrap_or(s.cases.len())
+            .saturating_sub(s.cases.len());
         passed += s.passed();
         failed += s.failed().len() + unreported;
         match s.problem() {
             Some(p) => problems.push(p),
-            None => println!("ok: {v}: KUnit suite {}: {} passed, {} skipped", s.name, s.passed(), s.skipped()),
+            None => println!(
+                "ok: {v}: KUnit suite {}: {} passed, {} skipped",
+                s.name,
+                s.passed(),
+                s.skipped()
+            ),
         }
     }
     for want in &args.require_suites {
@@ -135,7 +144,11 @@ fn run() -> Result<bool> {
     // In-VM checks: each one counts, except on a kernel expected to fail,
     // where the one thing that counts is that it fails as expected.
     let checks = tap_results(&output);
-    let failing: BTreeSet<&str> = checks.iter().filter(|c| !c.ok).map(|c| check_name(&c.name)).collect();
+    let failing: BTreeSet<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| check_name(&c.name))
+        .collect();
     if args.expect_exit != Expect::Nonzero {
         passed += checks.iter().filter(|c| c.ok).count();
         failed += failing.len();
@@ -151,8 +164,14 @@ fn run() -> Result<bool> {
             passed += 1;
             let g = guest.unwrap_or_default();
             match args.expect_exit {
-                Expect::Nonzero => println!("ok: {v}: the guest failed as expected (status {g}); failing checks: {}", join(&failing)),
-                _ => println!("ok: {v}: the guest exited {g} ({} in-VM checks passed)", checks.iter().filter(|c| c.ok).count()),
+                Expect::Nonzero => println!(
+                    "ok: {v}: the guest failed as expected (status {g}); failing checks: {}",
+                    join(&failing)
+                ),
+                _ => println!(
+                    "ok: {v}: the guest exited {g} ({} in-VM checks passed)",
+                    checks.iter().filter(|c| c.ok).count()
+                ),
             }
         }
         Some(p) => {
@@ -179,7 +198,8 @@ fn run() -> Result<bool> {
             passed,
             failed,
         };
-        fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ok)
 }
@@ -214,7 +234,10 @@ fn verdict_problem(
         }
     }
     match args.expect_exit {
-        Expect::Zero if g != 0 => Some(format!("the guest exited with status {g}; its output ends with:\n{}", tail(output, 15))),
+        Expect::Zero if g != 0 => Some(format!(
+            "the guest exited with status {g}; its output ends with:\n{}",
+            tail(output, 15)
+        )),
         Expect::Nonzero if g == 0 => Some("the guest exited 0, but it was expected to fail".into()),
         Expect::Nonzero if !args.expect_failing.is_empty() => {
             let expected: BTreeSet<&str> = args.expect_failing.iter().map(String::as_str).collect();
@@ -235,7 +258,12 @@ fn verdict_problem(
 /// The name of a TAP check: the first word of its description, without the
 /// leading `- ` and a trailing `:` (`ok 3 - udmabuf.st_size: ...`).
 fn check_name(desc: &str) -> &str {
-    let word = desc.strip_prefix("- ").unwrap_or(desc).split_whitespace().next().unwrap_or("");
+    let word = desc
+        .strip_prefix("- ")
+        .unwrap_or(desc)
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
     word.strip_suffix(':').unwrap_or(word)
 }
 

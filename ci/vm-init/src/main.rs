@@ -60,7 +60,13 @@ fn setup() -> Result<(), String> {
     ];
     for (fstype, dir) in mounts {
         fs::create_dir_all(dir).map_err(|e| format!("mkdir {dir}: {e}"))?;
-        match mount(Some(fstype), dir, Some(fstype), MsFlags::empty(), None::<&str>) {
+        match mount(
+            Some(fstype),
+            dir,
+            Some(fstype),
+            MsFlags::empty(),
+            None::<&str>,
+        ) {
             Ok(()) | Err(Errno::EBUSY) => {}
             Err(e) => return Err(format!("mount {fstype} on {dir}: {e}")),
         }
@@ -94,9 +100,16 @@ fn run_commands(args: &[String]) -> i32 {
         .ok();
     let mut result = 0;
     for (i, command) in commands.iter().enumerate() {
-        console(&format!("vm-init: command {}: {}", i + 1, command.join(" ")));
+        console(&format!(
+            "vm-init: command {}: {}",
+            i + 1,
+            command.join(" ")
+        ));
         let status = run(command, output.as_ref());
-        console(&format!("vm-init: command {} exited with status {status}", i + 1));
+        console(&format!(
+            "vm-init: command {} exited with status {status}",
+            i + 1
+        ));
         if result == 0 {
             result = status;
         }
@@ -131,7 +144,10 @@ fn run(command: &[String], output: Option<&File>) -> i32 {
                 let _ = dup2_stderr(out);
             }
             let e = execve(&path, &argv, &env).unwrap_err();
-            eprintln!("vm-init: cannot run {}: {e}", OsStr::from_bytes(path.as_bytes()).to_string_lossy());
+            eprintln!(
+                "vm-init: cannot run {}: {e}",
+                OsStr::from_bytes(path.as_bytes()).to_string_lossy()
+            );
             std::process::exit(127);
         }
         Ok(ForkResult::Parent { child }) => wait_for(child),
@@ -161,7 +177,11 @@ fn wait_for(child: Pid) -> i32 {
 /// messages printed meanwhile cannot run into it.
 fn console(line: &str) {
     let msg = format!("\n{line}\n");
-    match OpenOptions::new().write(true).custom_flags(libc::O_NOCTTY).open("/dev/console") {
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/console")
+    {
         Ok(mut c) => {
             let _ = c.write_all(msg.as_bytes());
         }
