@@ -46,6 +46,17 @@ pub struct DmaBufFdInfo {
 
 /// Parses the whole text of one fdinfo file.
 pub fn parse(text: &str) -> Result<FdInfo, ParseError> {
+    parse_with(text, true)
+}
+
+/// Parses like [`parse`], and also the fdinfo of kernels before 5.14, which
+/// print no `ino:` line: [`FdInfo::ino`] is then 0, a number no inode is
+/// given (`get_next_ino()` skips it), and the caller can stat the fd instead.
+pub fn parse_ino_optional(text: &str) -> Result<FdInfo, ParseError> {
+    parse_with(text, false)
+}
+
+fn parse_with(text: &str, need_ino: bool) -> Result<FdInfo, ParseError> {
     let mut info = FdInfo::default();
     let (mut pos, mut flags, mut mnt_id, mut ino) = (false, false, false, false);
     let (mut size, mut count, mut exp_name, mut name) = (None, None, None, None);
@@ -88,7 +99,7 @@ pub fn parse(text: &str) -> Result<FdInfo, ParseError> {
         (pos, "pos"),
         (flags, "flags"),
         (mnt_id, "mnt_id"),
-        (ino, "ino"),
+        (ino || !need_ino, "ino"),
     ] {
         if !seen {
             return Err(ParseError::new(WHAT, None, format!("no `{key}:` line")));
@@ -211,6 +222,17 @@ mod tests {
             parse(text).unwrap().dmabuf.unwrap().name.as_deref(),
             Some("a: b ")
         );
+    }
+
+    #[test]
+    fn before_5_14_without_ino() {
+        let text = include_str!("../../testdata/fdinfo-heap-named.txt").replace("ino:\t4\n", "");
+        assert!(parse(&text).unwrap_err().reason.contains("ino"));
+        let info = parse_ino_optional(&text).unwrap();
+        assert_eq!(info.ino, 0);
+        assert_eq!(info.dmabuf.unwrap().exp_name, "system");
+        let with_ino = include_str!("../../testdata/fdinfo-heap-named.txt");
+        assert_eq!(parse_ino_optional(with_ino), parse(with_ino));
     }
 
     #[test]
