@@ -81,7 +81,7 @@ impl DmaBuf {
 
         // SAFETY: The buffer is valid by the type invariants, and `name_lock` is initialised at
         // export.
-        unsafe { bindings::spin_lock(&mut (*ptr).name_lock) };
+        unsafe { bindings::spin_lock(core::ptr::addr_of_mut!((*ptr).name_lock)) };
 
         // SAFETY: `name_lock` is held, so `name` is NULL or a NUL-terminated string that stays
         // allocated until the lock is released.
@@ -98,7 +98,7 @@ impl DmaBuf {
         }
 
         // SAFETY: The lock was taken above.
-        unsafe { bindings::spin_unlock(&mut (*ptr).name_lock) };
+        unsafe { bindings::spin_unlock(core::ptr::addr_of_mut!((*ptr).name_lock)) };
 
         if len == 0 {
             return None;

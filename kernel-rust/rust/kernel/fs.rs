@@ -71,18 +71,6 @@ unsafe impl AlwaysRefCounted for File {
 }
 
 impl File {
-    /// Creates a reference to a [`File`] from a valid pointer.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point at a valid file whose refcount stays positive for the duration of `'a`.
-    #[inline]
-    pub unsafe fn from_raw<'a>(ptr: *const bindings::file) -> &'a File {
-        // SAFETY: The caller guarantees that the pointer is valid for `'a`. The cast is fine
-        // because `File` is a transparent wrapper of `struct file`.
-        unsafe { &*ptr.cast() }
-    }
-
     /// Returns a raw pointer to the inner C struct.
     #[inline]
     pub fn as_ptr(&self) -> *mut bindings::file {
@@ -118,9 +106,15 @@ impl File {
         let len = c_int::try_from(buf.len())?;
 
         // SAFETY: The file is valid because the shared reference guarantees a nonzero refcount,
-        // so is its `f_path`; `buf` is valid for writes of `len` bytes.
-        let path =
-            unsafe { bindings::d_path(&(*self.as_ptr()).f_path, buf.as_mut_ptr().cast(), len) };
+        // and its `f_path` does not change while it is open; `buf` is valid for writes of `len`
+        // bytes.
+        let path = unsafe {
+            bindings::d_path(
+                core::ptr::addr_of!((*self.as_ptr()).f_path),
+                buf.as_mut_ptr().cast(),
+                len,
+            )
+        };
         let path = from_err_ptr(path)?;
 
         // SAFETY: On success, `d_path()` returns a pointer into `buf` to a NUL-terminated string
@@ -225,19 +219,6 @@ impl FileOperations {
         // SAFETY: All-zero bytes are a valid `struct file_operations`: every member is an
         // optional function pointer, flags, or the owner module, which may be NULL.
         Self(Opaque::new(unsafe { core::mem::zeroed() }))
-    }
-
-    /// Creates a reference to [`FileOperations`] from a pointer to C file operations.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point at file operations that stay valid as long as the kernel runs, such as
-    /// a `static const struct file_operations` of built-in code.
-    #[inline]
-    pub unsafe fn from_raw(ptr: *const bindings::file_operations) -> &'static FileOperations {
-        // SAFETY: The caller guarantees that the pointer is valid forever. The cast is fine
-        // because `FileOperations` is a transparent wrapper of `struct file_operations`.
-        unsafe { &*ptr.cast() }
     }
 
     /// Returns a raw pointer to the inner C struct.

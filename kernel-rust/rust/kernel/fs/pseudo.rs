@@ -426,7 +426,7 @@ impl<T: PseudoFs> Mount<T> {
             // SAFETY: The file is new and no one else knows of it, so neither of its dentry,
             // whose `d_fsdata` is still NULL. The dentry owns the data from now on; it is
             // dropped in `d_release`, which meets the safety requirements of `PseudoFs`.
-            unsafe { (*file.as_ref().f_path.dentry).d_fsdata = data.into_foreign().cast_mut() };
+            unsafe { (*(*file.as_ptr()).f_path.dentry).d_fsdata = data.into_foreign().cast_mut() };
         }
 
         // SAFETY: `alloc_file_pseudo()` returned a new file with a refcount of one, which we own.
