@@ -1,0 +1,711 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The checks of the scene: what the `lsdmabuf` binary prints, as root and
+//! as an unprivileged user, against what the scene made.
+//!
+//! The expected numbers come from [`Want`], which counts the scene's own
+//! record of who holds what with plain loops: Rss is the sum of the sizes
+//! of the buffers a process holds, Pss the sum of each size divided by the
+//! number of processes holding that buffer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde_json::{json, Value};
+
+use crate::scene::{Buf, Expect, Hold, Scene, NOBODY};
+
+/// Runs the `lsdmabuf` binary that sits next to this one, as `uid` if given.
+pub fn lsdmabuf(args: &[&str], uid: Option<u32>) -> Result<Output> {
+    let exe = std::env::current_exe().context("the path of this binary")?;
+    let path = exe.with_file_name("lsdmabuf");
+    let mut cmd = Command::new(&path);
+    cmd.args(args);
+    if let Some(uid) = uid {
+        // std drops the supplementary groups too when root changes uid.
+        cmd.uid(uid).gid(uid);
+    }
+    cmd.output()
+        .with_context(|| format!("running {} {}", path.display(), args.join(" ")))
+}
+
+/// `lsdmabuf -J ARGS`, which must succeed, parsed.
+fn json_of(args: &[&str], uid: Option<u32>) -> Result<Value> {
+    let mut all = vec!["-J"];
+    all.extend_from_slice(args);
+    let out = lsdmabuf(&all, uid)?;
+    ensure!(
+        out.status.success(),
+        "lsdmabuf {} exited with {}: {}",
+        all.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("lsdmabuf {} printed no JSON", all.join(" ")))
+}
+
+/// `/proc/PID/comm`, read here rather than taken from lsdmabuf.
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end_matches('\n').to_string())
+        .unwrap_or_default()
+}
+
+/// What lsdmabuf must report: the scene as seen by a reader who can read
+/// the processes `visible` accepts, with filters.
+pub struct Want<'a> {
+    expect: &'a Expect,
+    visible: &'a dyn Fn(i32) -> bool,
+    /// Whether the reader is root: it reads bufinfo for buffers that are
+    /// only mapped, where others get a lower bound from the mappings.
+    root: bool,
+    pids: Vec<i32>,
+    exporters: Vec<&'a str>,
+}
+
+/// One buffer as the reader must see it.
+struct Seen<'a> {
+    buf: &'a Buf,
+    size: u64,
+    size_from: &'static str,
+    exporter: Option<&'static str>,
+    /// Every visible holder, by pid.
+    holders: Vec<(i32, &'a Hold)>,
+}
+
+impl<'a> Want<'a> {
+    pub fn new(expect: &'a Expect, visible: &'a dyn Fn(i32) -> bool, root: bool) -> Want<'a> {
+        Want {
+            expect,
+            visible,
+            root,
+            pids: Vec::new(),
+            exporters: Vec::new(),
+        }
+    }
+
+    fn pids(mut self, pids: &[i32]) -> Self {
+        self.pids = pids.to_vec();
+        self
+    }
+
+    fn exporters(mut self, e: &[&'a str]) -> Self {
+        self.exporters = e.to_vec();
+        self
+    }
+
+    fn seen(&self) -> Vec<Seen<'a>> {
+        let mut out = Vec::new();
+        for buf in &self.expect.buffers {
+            let holders: Vec<(i32, &Hold)> = self
+                .expect
+                .holds
+                .iter()
+                .filter(|((pid, key), _)| *key == buf.key && (self.visible)(*pid))
+                .map(|((pid, _), h)| (*pid, h))
+                .collect();
+            if holders.is_empty() {
+                continue;
+            }
+            let by_fd = holders.iter().any(|(_, h)| !h.fds.is_empty());
+            let (size, size_from, exporter) = if by_fd {
+                (buf.size, "fdinfo", Some(buf.exporter.exp_name()))
+            } else if self.root {
+                (buf.size, "bufinfo", Some(buf.exporter.exp_name()))
+            } else {
+                let end = holders
+                    .iter()
+                    .flat_map(|(_, h)| &h.maps)
+                    .map(|m| m.offset + m.end - m.start)
+                    .max()
+                    .unwrap_or(0);
+                (end, "mappings", None)
+            };
+            out.push(Seen {
+                buf,
+                size,
+                size_from,
+                exporter,
+                holders,
+            });
+        }
+        out
+    }
+
+    fn selected(&self, pid: i32, s: &Seen) -> bool {
+        (self.pids.is_empty() || self.pids.contains(&pid))
+            && (self.exporters.is_empty()
+                || s.exporter.is_some_and(|e| self.exporters.contains(&e)))
+    }
+
+    /// The `buffers` list, by inode.
+    pub fn buffers(&self) -> Vec<Value> {
+        self.seen()
+            .iter()
+            .filter(|s| s.holders.iter().any(|(pid, _)| self.selected(*pid, s)))
+            .map(|s| {
+                json!({
+                    "ino": s.buf.ino,
+                    "size": s.size,
+                    "size_from": s.size_from,
+                    "exporter": s.exporter,
+                    "name": s.buf.name,
+                    "processes": s.holders.len(),
+                    "holders": s.holders.iter().map(|(pid, h)| json!({
+                        "pid": pid,
+                        "command": comm(*pid),
+                        "fds": h.fds.iter().collect::<Vec<_>>(),
+                        "mappings": h.maps.len(),
+                        "mapped_bytes": h.maps.iter().map(|m| m.end - m.start).sum::<u64>(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
+
+    /// pid -> (buffers, fds, mappings, rss, pss) over the selected holds.
+    fn per_process(&self) -> BTreeMap<i32, [u64; 5]> {
+        let mut out: BTreeMap<i32, [u64; 5]> = BTreeMap::new();
+        for s in self.seen() {
+            for (pid, h) in &s.holders {
+                if !self.selected(*pid, &s) {
+                    continue;
+                }
+                let p = out.entry(*pid).or_default();
+                p[0] += 1;
+                p[1] += h.fds.len() as u64;
+                p[2] += h.maps.len() as u64;
+                p[3] += s.size;
+                p[4] += s.size / s.holders.len() as u64;
+            }
+        }
+        out
+    }
+
+    /// The `processes` list, by pid.
+    pub fn processes(&self) -> Vec<Value> {
+        self.per_process()
+            .into_iter()
+            .map(|(pid, [buffers, fds, mappings, rss, pss])| {
+                json!({
+                    "pid": pid, "command": comm(pid), "buffers": buffers, "fds": fds,
+                    "mappings": mappings, "rss": rss, "pss": pss,
+                })
+            })
+            .collect()
+    }
+
+    /// The `exporters` list, by name (unknown first).
+    pub fn exporter_list(&self) -> Vec<Value> {
+        let mut by: BTreeMap<Option<&str>, (u64, u64, BTreeSet<i32>)> = BTreeMap::new();
+        for s in self.seen() {
+            let chosen: Vec<i32> = s
+                .holders
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| self.selected(*p, &s))
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let e = by.entry(s.exporter).or_default();
+            e.0 += 1;
+            e.1 += s.size;
+            e.2.extend(chosen);
+        }
+        by.into_iter()
+            .map(|(e, (buffers, size, pids))| {
+                json!({"exporter": e, "buffers": buffers, "size": size, "processes": pids.len()})
+            })
+            .collect()
+    }
+
+    /// The `totals` object.
+    pub fn totals(&self) -> Value {
+        let bufs = self.buffers();
+        let procs = self.per_process();
+        let sum = |i: usize| procs.values().map(|p| p[i]).sum::<u64>();
+        json!({
+            "buffers": bufs.len(),
+            "size": bufs.iter().map(|b| b["size"].as_u64().unwrap_or(0)).sum::<u64>(),
+            "processes": procs.len(),
+            "fds": sum(1), "mappings": sum(2), "rss": sum(3), "pss": sum(4),
+        })
+    }
+}
+
+/// Compares two lists of objects keyed by `id`; the message names the
+/// first difference.
+fn same_list(what: &str, id: &str, got: &Value, want: &[Value]) -> Result<()> {
+    same_list_as(what, id, got, want, &|v| format!("{id} {}", v[id]))
+}
+
+/// [`same_list`] with the items named by `label`.
+fn same_list_as(
+    what: &str,
+    id: &str,
+    got: &Value,
+    want: &[Value],
+    label: &dyn Fn(&Value) -> String,
+) -> Result<()> {
+    let got = got
+        .as_array()
+        .ok_or_else(|| anyhow!("{what}: not a list: {got}"))?;
+    let ids = |l: &[Value]| l.iter().map(|v| v[id].to_string()).collect::<Vec<_>>();
+    if ids(got) != ids(want) {
+        bail!(
+            "{what}: {id}s [{}], expected [{}]",
+            ids(got).join(", "),
+            ids(want).join(", ")
+        );
+    }
+    for (g, w) in got.iter().zip(want) {
+        same_object(&format!("{what} {}", label(w)), g, w)?;
+    }
+    Ok(())
+}
+
+/// Compares every field of `want` with `got`'s.
+fn same_object(what: &str, got: &Value, want: &Value) -> Result<()> {
+    let Some(fields) = want.as_object() else {
+        bail!("{what}: expected an object, not {want}");
+    };
+    for (k, w) in fields {
+        let g = &got[k];
+        if g != w {
+            bail!("{what}: {k} is {g}, expected {w}");
+        }
+    }
+    Ok(())
+}
+
+/// Which buffer of the scene `ino` is, for messages.
+fn key_of(expect: &Expect, ino: &Value) -> String {
+    expect
+        .buffers
+        .iter()
+        .find(|b| Some(b.ino) == ino.as_u64())
+        .map_or_else(
+            || format!("ino {ino}"),
+            |b| format!("{} (ino {ino})", b.key),
+        )
+}
+
+/// Compares buffer lists, naming the scene's buffers.
+fn same_buffers(what: &str, expect: &Expect, got: &Value, want: &[Value]) -> Result<()> {
+    same_list_as(what, "ino", got, want, &|v| key_of(expect, &v["ino"]))
+}
+
+/// The checks on root's view of the whole scene, in order, with their names.
+pub fn root_checks(scene: &Scene) -> Vec<(&'static str, Result<String>)> {
+    let expect = &scene.expect;
+    let all = |_: i32| true;
+    let want = Want::new(expect, &all, true);
+    let report = json_of(&[], None);
+    let mut out = Vec::new();
+    let mut on_report = |name: &'static str, f: &dyn Fn(&Value) -> Result<String>| {
+        let r = match &report {
+            Ok(v) => f(v),
+            Err(e) => Err(anyhow!("{e:#}")),
+        };
+        out.push((name, r));
+    };
+    on_report("buffers", &|v| {
+        let want_list = want.buffers();
+        same_buffers("buffer", expect, &v["buffers"], &want_list)?;
+        Ok(format!(
+            "{} buffers: ino, size, exporter, name and every holder's fds and mappings as made",
+            want_list.len()
+        ))
+    });
+    on_report("processes", &|v| {
+        let w = want.processes();
+        same_list("process", "pid", &v["processes"], &w)?;
+        Ok(format!(
+            "{} processes: buffers, fds, mappings, Rss and Pss as counted from the scene",
+            w.len()
+        ))
+    });
+    on_report("exporters", &|v| {
+        let w = want.exporter_list();
+        same_list("exporter", "exporter", &v["exporters"], &w)?;
+        Ok(format!(
+            "{} exporters: buffers, size and processes",
+            w.len()
+        ))
+    });
+    on_report("totals", &|v| {
+        let w = want.totals();
+        same_object("totals", &v["totals"], &w)?;
+        Ok(format!("{w}"))
+    });
+    on_report("scan_complete", &|v| {
+        let scan = &v["scan"];
+        ensure!(
+            scan["unreadable"] == json!([]),
+            "as root, unreadable: {}",
+            scan["unreadable"]
+        );
+        ensure!(
+            scan["warnings"] == json!([]),
+            "warnings: {}",
+            scan["warnings"]
+        );
+        ensure!(
+            scan["legacy_fds"] == json!(0),
+            "legacy_fds: {}",
+            scan["legacy_fds"]
+        );
+        let read = scan["processes_read"].as_u64().unwrap_or(0);
+        let holders = want.processes().len() as u64;
+        ensure!(
+            read > holders,
+            "processes_read {read}, expected more than the {holders} holders"
+        );
+        Ok(format!(
+            "as root nothing was unreadable; {read} processes read"
+        ))
+    });
+    out.push(("filter_pid", filter_pid(scene)));
+    out.push(("filter_exporter", filter_exporter(scene)));
+    out.push(("sort", sort(scene)));
+    out.push(("human_buffers", human_buffers(scene)));
+    out.push(("human_processes", human_processes(scene)));
+    out.push(("usage_errors", usage_errors()));
+    out
+}
+
+fn filter_pid(scene: &Scene) -> Result<String> {
+    let e = &scene.expect;
+    let all = |_: i32| true;
+    // R and M: the receiver and the mapper.
+    let pids: Vec<i32> = e
+        .roles
+        .iter()
+        .filter(|(_, r)| r.starts_with("R ") || r.starts_with("M "))
+        .map(|(p, _)| *p)
+        .collect();
+    ensure!(pids.len() == 2, "the scene has no R and M: {:?}", e.roles);
+    let arg = format!("{},{}", pids[0], pids[1]);
+    let v = json_of(&["-p", &arg], None)?;
+    let want = Want::new(e, &all, true).pids(&pids);
+    same_buffers("-p buffer", e, &v["buffers"], &want.buffers())?;
+    same_list("-p process", "pid", &v["processes"], &want.processes())?;
+    same_object("-p totals", &v["totals"], &want.totals())?;
+    Ok(format!(
+        "-p {arg}: the {} buffers R and M hold, with their other holders, and only R and M",
+        want.buffers().len()
+    ))
+}
+
+fn filter_exporter(scene: &Scene) -> Result<String> {
+    let e = &scene.expect;
+    let all = |_: i32| true;
+    let v = json_of(&["-e", "udmabuf"], None)?;
+    let want = Want::new(e, &all, true).exporters(&["udmabuf"]);
+    same_buffers("-e buffer", e, &v["buffers"], &want.buffers())?;
+    same_list("-e process", "pid", &v["processes"], &want.processes())?;
+    same_list(
+        "-e exporter",
+        "exporter",
+        &v["exporters"],
+        &want.exporter_list(),
+    )?;
+    same_object("-e totals", &v["totals"], &want.totals())?;
+    Ok(format!(
+        "-e udmabuf: {} buffers, and Rss and Pss of {} processes over udmabuf buffers only",
+        want.buffers().len(),
+        want.processes().len()
+    ))
+}
+
+fn sort(scene: &Scene) -> Result<String> {
+    let e = &scene.expect;
+    let all = |_: i32| true;
+    let want = Want::new(e, &all, true);
+    // Pss largest first, ties by pid.
+    let mut procs: Vec<(u64, i64)> = want
+        .processes()
+        .iter()
+        .map(|p| {
+            (
+                p["pss"].as_u64().unwrap_or(0),
+                p["pid"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    procs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let want_pids: Vec<i64> = procs.iter().map(|p| p.1).collect();
+    let v = json_of(&["-s", "pss"], None)?;
+    let got: Vec<i64> = v["processes"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|p| p["pid"].as_i64()).collect())
+        .unwrap_or_default();
+    ensure!(
+        got == want_pids,
+        "-s pss: pids in the order {got:?}, expected {want_pids:?}"
+    );
+    // Size smallest first with -r, ties by inode.
+    let mut bufs: Vec<(u64, u64)> = want
+        .buffers()
+        .iter()
+        .map(|b| {
+            (
+                b["size"].as_u64().unwrap_or(0),
+                b["ino"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    bufs.sort();
+    let want_inos: Vec<u64> = bufs.iter().map(|b| b.1).collect();
+    let v = json_of(&["-s", "size", "-r"], None)?;
+    let got: Vec<u64> = v["buffers"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|b| b["ino"].as_u64()).collect())
+        .unwrap_or_default();
+    ensure!(
+        got == want_inos,
+        "-s size -r: inodes in the order {got:?}, expected {want_inos:?}"
+    );
+    Ok(
+        "-s pss orders processes by Pss, largest first; -s size -r buffers by size, smallest first"
+            .into(),
+    )
+}
+
+/// The text of `lsdmabuf ARGS`, which must succeed.
+fn text_of(args: &[&str], uid: Option<u32>) -> Result<(String, String)> {
+    let out = lsdmabuf(args, uid)?;
+    ensure!(
+        out.status.success(),
+        "lsdmabuf {} exited with {}: {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// The totals line lsdmabuf's README documents, from `totals`.
+fn totals_line(t: &Value) -> String {
+    let n = |k: &str| t[k].as_u64().unwrap_or(0);
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "total: {}, {}, held by {} through {} and {}: Rss {}, Pss {}",
+        plural(n("buffers"), "buffer", "buffers"),
+        n("size"),
+        plural(n("processes"), "process", "processes"),
+        plural(n("fds"), "fd", "fds"),
+        plural(n("mappings"), "mapping", "mappings"),
+        n("rss"),
+        n("pss")
+    )
+}
+
+/// The lines of a table with the heading checked and cells split on runs
+/// of spaces.
+fn table(text: &str, heading: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    ensure!(head == heading, "heading {head:?}, expected {heading:?}");
+    Ok(lines
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect())
+}
+
+fn human_buffers(scene: &Scene) -> Result<String> {
+    let e = &scene.expect;
+    let all = |_: i32| true;
+    let want = Want::new(e, &all, true);
+    let (text, _) = text_of(&["--bytes"], None)?;
+    let rows = table(
+        &text,
+        &["INO", "SIZE", "EXPORTER", "NAME", "PROCS", "HOLDERS"],
+    )?;
+    let bufs = want.buffers();
+    ensure!(
+        rows.len() == bufs.len() + 1,
+        "{} lines, expected {} buffers and the totals:\n{text}",
+        rows.len(),
+        bufs.len()
+    );
+    for (row, b) in rows.iter().zip(&bufs) {
+        let mut cells = vec![
+            b["ino"].to_string(),
+            b["size"].to_string(),
+            b["exporter"].as_str().unwrap_or("-").to_string(),
+            b["name"].as_str().unwrap_or("-").to_string(),
+            b["processes"].to_string(),
+        ];
+        for h in b["holders"].as_array().into_iter().flatten() {
+            let mut how: Vec<String> = h["fds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| f.to_string())
+                .collect();
+            match h["mappings"].as_u64().unwrap_or(0) {
+                0 => {}
+                1 => how.push("mem".into()),
+                n => how.push(format!("mem({n})")),
+            }
+            cells.push(format!(
+                "{}[{}]:{}",
+                h["command"].as_str().unwrap_or(""),
+                h["pid"],
+                how.join(",")
+            ));
+        }
+        ensure!(
+            *row == cells,
+            "{}: line {row:?}, expected {cells:?}",
+            key_of(e, &b["ino"])
+        );
+    }
+    let last = text.lines().last().unwrap_or("");
+    let line = totals_line(&want.totals());
+    ensure!(last == line, "the last line is {last:?}, expected {line:?}");
+    Ok(format!(
+        "{} buffer lines and the totals line, sizes in bytes",
+        bufs.len()
+    ))
+}
+
+fn human_processes(scene: &Scene) -> Result<String> {
+    let e = &scene.expect;
+    let all = |_: i32| true;
+    let want = Want::new(e, &all, true);
+    let (text, _) = text_of(&["--by", "process", "--bytes", "--noheadings"], None)?;
+    let procs = want.processes();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    ensure!(
+        rows.len() == procs.len(),
+        "{} lines, expected {}:\n{text}",
+        rows.len(),
+        procs.len()
+    );
+    for (row, p) in rows.iter().zip(&procs) {
+        let cells: Vec<String> = ["pid", "command", "buffers", "fds", "mappings", "rss", "pss"]
+            .iter()
+            .map(|k| {
+                p[k].as_str()
+                    .map_or_else(|| p[k].to_string(), str::to_string)
+            })
+            .collect();
+        ensure!(*row == cells, "line {row:?}, expected {cells:?}");
+    }
+    Ok(format!(
+        "--by process --noheadings: {} lines of exact Rss and Pss",
+        procs.len()
+    ))
+}
+
+fn usage_errors() -> Result<String> {
+    let out = lsdmabuf(&["-p", "2147483647"], None)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1) && err.contains("no such process"),
+        "-p 2147483647 exited with {} and said {err:?}: expected 1 and `no such process`",
+        out.status
+    );
+    let out = lsdmabuf(&["--by", "exporter", "-s", "pss"], None)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1) && err.contains("size"),
+        "--by exporter -s pss exited with {} and said {err:?}: expected 1 and the keys that apply",
+        out.status
+    );
+    Ok(
+        "a pid that does not exist and a sort key of another view fail with status 1 and say why"
+            .into(),
+    )
+}
+
+/// The checks of lsdmabuf run as uid [`NOBODY`].
+pub fn nobody_checks(scene: &Scene) -> Vec<(&'static str, Result<String>)> {
+    let e = &scene.expect;
+    let nobody = scene.nobody_pids();
+    let visible = |pid: i32| nobody.contains(&pid);
+    let want = Want::new(e, &visible, false);
+    let mut out = Vec::new();
+    let report = json_of(&[], Some(NOBODY));
+    out.push((
+        "unprivileged_buffers",
+        report.as_ref().map_err(|e| anyhow!("{e:#}")).and_then(|v| {
+            same_buffers("buffer", e, &v["buffers"], &want.buffers())?;
+            same_list("process", "pid", &v["processes"], &want.processes())?;
+            same_object("totals", &v["totals"], &want.totals())?;
+            Ok(format!(
+                "uid {NOBODY} sees exactly its own {} buffers; the one it only maps is >= its mapping, exporter unknown",
+                want.buffers().len()
+            ))
+        }),
+    ));
+    out.push((
+        "unprivileged_unreadable",
+        report.as_ref().map_err(|e| anyhow!("{e:#}")).and_then(|v| {
+            // Every root process but kernel threads: init, the test, its
+            // root helpers.
+            let mut root: BTreeSet<i64> = [1, i64::from(std::process::id())].into();
+            root.extend(scene.root_helpers().iter().map(|p| i64::from(*p)));
+            let scan = &v["scan"];
+            let got: BTreeSet<i64> = scan["unreadable"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|u| u["pid"].is_i64())
+                .map(|u| {
+                    ensure!(u["errno"] == "EACCES", "{u}: expected EACCES");
+                    Ok(u["pid"].as_i64().unwrap_or(0))
+                })
+                .collect::<Result<_>>()?;
+            ensure!(
+                got == root,
+                "unreadable pids {got:?}, expected the root processes {root:?}"
+            );
+            let counts = json!({"EACCES": root.len()});
+            ensure!(
+                scan["unreadable_processes"] == counts,
+                "unreadable_processes {}, expected {counts}",
+                scan["unreadable_processes"]
+            );
+            Ok(format!(
+                "the {} root processes are reported unreadable with EACCES, kernel threads are not",
+                root.len()
+            ))
+        }),
+    ));
+    out.push(("unprivileged_notes", nobody_notes(scene, &want)));
+    out
+}
+
+fn nobody_notes(scene: &Scene, want: &Want) -> Result<String> {
+    let (_, err) = text_of(&[], Some(NOBODY))?;
+    let root = scene.root_helpers().len() + 2;
+    let unreadable = format!("{root} processes of ");
+    ensure!(
+        err.contains(&unreadable) && err.contains("EACCES") && err.contains("Run as root"),
+        "stderr {err:?} does not say `{unreadable}...`, EACCES and to run as root"
+    );
+    let lower = want
+        .buffers()
+        .iter()
+        .filter(|b| b["size_from"] == "mappings")
+        .count();
+    let note = format!("{lower} buffer");
+    ensure!(
+        err.contains(&note) && err.contains("lower bound"),
+        "stderr {err:?} does not say that {lower} buffer sizes are lower bounds"
+    );
+    Ok(format!(
+        "stderr says {root} processes could not be read and why, and which sizes are lower bounds"
+    ))
+}

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `lsdmabuf-vmtest`: tests lsdmabuf in the test VM.
+//!
+//! Builds a scene of processes that share dma-bufs through fork(),
+//! SCM_RIGHTS and mappings whose fd is closed, runs the `lsdmabuf` binary
+//! on it as root and as an unprivileged user, and compares every number
+//! with what the scene made. Then forks a crowd of processes that each hold
+//! a buffer and times lsdmabuf's scan against a bare walk of /proc/*/fd.
+//! Prints TAP and exits 0 only when every check passed.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
+
+mod checks;
+mod child;
+mod scene;
+mod speed;
+
+use scene::{Factory, Scene};
+
+/// Tests lsdmabuf in a VM: exact per-buffer and per-process numbers for
+/// processes sharing dma-bufs through fork, SCM_RIGHTS and mappings, as
+/// root and as uid 65534, and the scan's speed against a bare walk of
+/// /proc/*/fd.
+///
+/// Needs root, /dev/udmabuf, /dev/dma_heap/system, debugfs on
+/// /sys/kernel/debug, and no other process holding dma-bufs. Prints TAP;
+/// exits 0 only when every check passed.
+#[derive(Parser)]
+#[command(version, about, long_about, max_term_width = 100)]
+struct Args {
+    /// Processes of the speed check, each holding one buffer.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    processes: usize,
+
+    /// Timed runs of each walk in the speed check; the medians are compared.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    runs: usize,
+
+    /// The speed check's goal: the scan takes at most this many times as
+    /// long as the bare walk.
+    #[arg(long, default_value_t = 1.5, value_name = "RATIO")]
+    goal: f64,
+
+    /// Skip the speed check.
+    #[arg(long)]
+    no_speed: bool,
+
+    /// Build the scene, print what lsdmabuf's walk reads of it as a capture
+    /// (for testdata/) and exit.
+    #[arg(long)]
+    capture: bool,
+}
+
+/// TAP output, one line per check as it finishes.
+#[derive(Default)]
+struct Tap {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tap {
+    fn record(&mut self, name: &str, result: Result<String>) {
+        let n = self.passed + self.failed + 1;
+        match result {
+            Ok(msg) => {
+                self.passed += 1;
+                println!("ok {n} - {name}: {}", one_line(&msg));
+            }
+            Err(e) => {
+                self.failed += 1;
+                println!("not ok {n} - {name}: {}", one_line(&format!("{e:#}")));
+            }
+        }
+    }
+
+    fn comment(&self, text: &str) {
+        println!("# {}", one_line(text));
+    }
+}
+
+/// One line of TAP: no newline, and no ` # ` that would start a directive.
+fn one_line(s: &str) -> String {
+    s.replace('\n', "; ").replace(" # ", " - ")
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.capture {
+        return match capture() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lsdmabuf-vmtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    println!("TAP version 14");
+    let mut tap = Tap::default();
+    match Factory::open() {
+        Ok(f) => {
+            scene_checks(&mut tap, &f);
+            if !args.no_speed {
+                speed_checks(&mut tap, &f, &args);
+            }
+        }
+        Err(e) => tap.record("setup", Err(e.context("opening the exporters"))),
+    }
+    println!("1..{}", tap.passed + tap.failed);
+    println!("{} passed, {} failed", tap.passed, tap.failed);
+    if tap.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn capture() -> Result<()> {
+    let f = Factory::open().context("opening the exporters")?;
+    let scene = Scene::build(&f).context("building the scene")?;
+    let raw = lsdmabuf::scan::scan()?;
+    print!("{}", raw.to_capture());
+    scene.finish()
+}
+
+fn scene_checks(tap: &mut Tap, f: &Factory) {
+    let scene = match Scene::build(f) {
+        Ok(s) => s,
+        Err(e) => {
+            tap.record("scene_setup", Err(e));
+            return;
+        }
+    };
+    let e = &scene.expect;
+    let pids: std::collections::BTreeSet<i32> = e.holds.keys().map(|(p, _)| *p).collect();
+    tap.record(
+        "scene_setup",
+        Ok(format!(
+            "{} buffers held by {} processes through fork, SCM_RIGHTS and mappings",
+            e.buffers.len(),
+            pids.len()
+        )),
+    );
+    for (pid, role) in &e.roles {
+        tap.comment(&format!("scene: pid {pid} is {role}"));
+    }
+    for b in &e.buffers {
+        tap.comment(&format!(
+            "scene: buffer {} is ino {}, {} bytes of {}",
+            b.key,
+            b.ino,
+            b.size,
+            b.exporter.exp_name()
+        ));
+    }
+    for (name, r) in checks::root_checks(&scene) {
+        tap.record(name, r);
+    }
+    for (name, r) in checks::nobody_checks(&scene) {
+        tap.record(name, r);
+    }
+    let helpers = scene.root_helpers().len() + scene.nobody_pids().len();
+    tap.record(
+        "scene_teardown",
+        scene
+            .finish()
+            .map(|()| format!("{helpers} helpers exited with 0")),
+    );
+}
+
+fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
+    let n = args.processes;
+    let t = std::time::Instant::now();
+    let crowd = match speed::Crowd::new(f, n) {
+        Ok(c) => c,
+        Err(e) => {
+            tap.record("speed_setup", Err(e));
+            return;
+        }
+    };
+    tap.comment(&format!(
+        "speed: {n} processes forked, each holding a buffer, in {}",
+        speed::ms(t.elapsed())
+    ));
+    let timings = match speed::measure(args.runs) {
+        Ok(t) => t,
+        Err(e) => {
+            tap.record("speed_scan", Err(e));
+            return;
+        }
+    };
+    tap.record("speed_scan", crowd_seen(&crowd, f.page, &timings));
+    let bare = speed::median(&timings.bare);
+    let scan = speed::median(&timings.scan);
+    let ratio = scan.as_secs_f64() / bare.as_secs_f64();
+    let all = |d: &[std::time::Duration]| {
+        d.iter()
+            .map(|d| speed::ms(*d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    tap.comment(&format!(
+        "speed: bare walk of /proc/*/fd (readdir, readlink): median {} of {} runs ({}); {} links, {} of dma-bufs",
+        speed::ms(bare),
+        timings.bare.len(),
+        all(&timings.bare),
+        timings.last_bare.links,
+        timings.last_bare.dmabuf_links
+    ));
+    tap.comment(&format!(
+        "speed: lsdmabuf scan (walk, fdinfo, maps, bufinfo, model): median {} of {} runs ({})",
+        speed::ms(scan),
+        timings.scan.len(),
+        all(&timings.scan)
+    ));
+    tap.comment(&format!("speed: ratio {ratio:.2}, goal <= {}", args.goal));
+    let verdict = if ratio <= args.goal {
+        Ok(format!(
+            "scan {} / bare walk {} = {ratio:.2} <= {} with {n} processes holding buffers",
+            speed::ms(scan),
+            speed::ms(bare),
+            args.goal
+        ))
+    } else {
+        Err(anyhow!(
+            "scan {} / bare walk {} = {ratio:.2}, above the goal of {} with {n} processes holding buffers",
+            speed::ms(scan),
+            speed::ms(bare),
+            args.goal
+        ))
+    };
+    tap.record("speed_ratio", verdict);
+    tap.record(
+        "speed_teardown",
+        crowd
+            .finish()
+            .map(|()| format!("{n} processes exited with 0")),
+    );
+}
+
+/// Whether the last timed scan found every child of the crowd with its one
+/// buffer, held the way the child holds it.
+fn crowd_seen(crowd: &speed::Crowd, page: u64, t: &speed::Timings) -> Result<String> {
+    let report = &t.last_report;
+    for (k, pid) in crowd.pids.iter().enumerate() {
+        let pid = pid.as_raw();
+        let (by_fd, by_map) = speed::holds(k);
+        let p = report
+            .processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .ok_or_else(|| anyhow!("child {k} (pid {pid}) is missing from the scan"))?;
+        let got = (p.buffers, p.fds, p.mappings, p.rss, p.pss);
+        let want = (1, usize::from(by_fd), usize::from(by_map), page, page);
+        if got != want {
+            return Err(anyhow!(
+                "child {k} (pid {pid}): (buffers, fds, mappings, rss, pss) = {got:?}, expected {want:?}"
+            ));
+        }
+    }
+    let n = crowd.pids.len();
+    if report.totals.buffers != n {
+        return Err(anyhow!(
+            "{} buffers, expected the crowd's {n}",
+            report.totals.buffers
+        ));
+    }
+    Ok(format!(
+        "each of the {n} processes has its one buffer, by fd, mapping or both, Rss = Pss = 1 page"
+    ))
+}

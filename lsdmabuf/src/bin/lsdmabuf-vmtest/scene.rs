@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The scene: processes that share dma-bufs through fork(), SCM_RIGHTS and
+//! mappings whose fd is gone, and what lsdmabuf must report about them.
+//!
+//! The expectation is written down while the scene is built, from what the
+//! test did (which buffer of which size went to which process, at which fd
+//! or address), never from lsdmabuf's code.
+//!
+//! | buffer | exporter | size | name | holders |
+//! |---|---|---|---|---|
+//! | fork | system | 4 pages | `scene-fork` | the test, and two children that inherit its fd |
+//! | scm | udmabuf | 2 pages | `scene-scm` | R, twice over SCM_RIGHTS; the test closed its fd |
+//! | dup | system | 1 page | - | the test (two fds and a mapping), R |
+//! | maponly | udmabuf | 3 pages | `scene-maponly` | M, by a mapping only |
+//! | partial | system | 8 pages | `scene-partial` | the test's fd, M's mapping of 2 pages at page 4 |
+//! | twomaps | system | 2 pages | `scene-twomaps` | M, by two mappings of its first page |
+//! | nobody_fd | system | 2 pages | `scene-nobody-fd` | U, uid 65534, by fd |
+//! | nobody_map | udmabuf | 1 page | `scene-nobody-map` | U, by a mapping only |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::stat::fstat;
+use nix::unistd::getpid;
+
+use validator::uapi::dma_buf;
+use validator::uapi::heap::{DmaHeap, SYSTEM};
+use validator::uapi::udmabuf::{self, Udmabuf};
+
+use crate::child::Child;
+
+/// The uid of the unprivileged holder (and of the unprivileged lsdmabuf).
+pub const NOBODY: u32 = 65534;
+
+/// The exporters the scene uses, as fdinfo names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exporter {
+    Udmabuf,
+    System,
+}
+
+impl Exporter {
+    pub fn exp_name(self) -> &'static str {
+        match self {
+            Exporter::Udmabuf => "udmabuf",
+            Exporter::System => "system",
+        }
+    }
+}
+
+/// One buffer the scene made.
+#[derive(Debug, Clone)]
+pub struct Buf {
+    pub key: &'static str,
+    pub ino: u64,
+    pub size: u64,
+    pub exporter: Exporter,
+    pub name: Option<&'static str>,
+}
+
+/// One mapping of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapAt {
+    pub start: u64,
+    pub end: u64,
+    /// The offset in the buffer it starts at.
+    pub offset: u64,
+}
+
+/// How one process holds one buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hold {
+    pub fds: BTreeSet<i32>,
+    pub maps: Vec<MapAt>,
+}
+
+/// What lsdmabuf must report about the scene.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    pub buffers: Vec<Buf>,
+    /// (pid, buffer key) -> the hold.
+    pub holds: BTreeMap<(i32, &'static str), Hold>,
+    /// pid -> what the process is in the scene (for messages).
+    pub roles: BTreeMap<i32, &'static str>,
+}
+
+impl Expect {
+    fn fd(&mut self, pid: i32, key: &'static str, fd: i32) {
+        self.holds.entry((pid, key)).or_default().fds.insert(fd);
+    }
+
+    fn map(&mut self, pid: i32, key: &'static str, (start, end): (u64, u64), offset: u64) {
+        self.holds
+            .entry((pid, key))
+            .or_default()
+            .maps
+            .push(MapAt { start, end, offset });
+    }
+}
+
+/// A mapping of the test's own, unmapped on drop.
+struct Mapping {
+    addr: std::ptr::NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Mapping {
+    fn shared(fd: BorrowedFd<'_>, len: u64) -> Result<Self> {
+        let nz = NonZeroUsize::new(len as usize).context("mapping of 0 bytes")?;
+        // SAFETY: a new mapping at an address the kernel picks aliases no
+        // Rust object; it is never dereferenced and unmapped once, on drop.
+        let addr = unsafe { mmap(None, nz, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, fd, 0) }
+            .with_context(|| format!("mmap of {len} bytes"))?;
+        Ok(Self {
+            addr,
+            len: len as usize,
+        })
+    }
+
+    fn range(&self) -> (u64, u64) {
+        let start = self.addr.as_ptr() as u64;
+        (start, start + self.len as u64)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `shared` and is unmapped only here.
+        let _ = unsafe { munmap(self.addr, self.len) };
+    }
+}
+
+/// The live scene: drop it to end every helper and close every buffer.
+pub struct Scene {
+    pub expect: Expect,
+    children: Vec<Child>,
+    _fds: Vec<OwnedFd>,
+    _maps: Vec<Mapping>,
+}
+
+/// Opens the exporters and makes buffers.
+pub struct Factory {
+    udmabuf: Udmabuf,
+    heap: DmaHeap,
+    pub page: u64,
+}
+
+impl Factory {
+    pub fn open() -> Result<Factory> {
+        Ok(Factory {
+            udmabuf: Udmabuf::open().with_context(|| format!("open {}", udmabuf::DEVICE))?,
+            heap: DmaHeap::open(SYSTEM).with_context(|| format!("open {SYSTEM}"))?,
+            page: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .unwrap_or(4096) as u64,
+        })
+    }
+
+    /// A new dma-buf of `pages` pages, named `name` if given.
+    pub fn create(&self, e: Exporter, pages: u64, name: Option<&str>) -> Result<OwnedFd> {
+        let size = pages * self.page;
+        let fd = match e {
+            Exporter::Udmabuf => {
+                let memfd = udmabuf::sealed_memfd(size).context("memfd for udmabuf")?;
+                self.udmabuf
+                    .create(memfd.as_fd(), 0, size)
+                    .with_context(|| format!("UDMABUF_CREATE of {size} bytes"))?
+            }
+            Exporter::System => self
+                .heap
+                .alloc(size)
+                .with_context(|| format!("DMA_HEAP_IOCTL_ALLOC of {size} bytes"))?,
+        };
+        if let Some(name) = name {
+            let c = CString::new(name).context("a name with a NUL byte")?;
+            dma_buf::set_name(fd.as_fd(), &c)
+                .with_context(|| format!("DMA_BUF_SET_NAME {name}"))?;
+        }
+        Ok(fd)
+    }
+
+    /// The system heap, for helpers that allocate their own buffers.
+    pub fn heap(&self) -> &DmaHeap {
+        &self.heap
+    }
+}
+
+impl Scene {
+    /// Builds the scene of the table in the module's documentation.
+    pub fn build(f: &Factory) -> Result<Scene> {
+        let me = getpid().as_raw();
+        let page = f.page;
+        let mut s = Scene {
+            expect: Expect::default(),
+            children: Vec::new(),
+            _fds: Vec::new(),
+            _maps: Vec::new(),
+        };
+        s.expect.roles.insert(me, "the test");
+
+        // R and M hold nothing until they are sent buffers.
+        let r = s.spawn(&[], "R (receives over SCM_RIGHTS)")?;
+        let m = s.spawn(&[], "M (maps, then closes the fd)")?;
+
+        let fork = s.buffer(f, "fork", Exporter::System, 4, Some("scene-fork"))?;
+        let fork_fd = fork.as_raw_fd();
+        s.expect.fd(me, "fork", fork_fd);
+        for role in ["F1 (inherits over fork)", "F2 (inherits over fork)"] {
+            let c = s.spawn(&[fork.as_fd()], role)?;
+            s.expect.fd(c, "fork", fork_fd);
+        }
+        s._fds.push(fork);
+
+        let scm = s.buffer(f, "scm", Exporter::Udmabuf, 2, Some("scene-scm"))?;
+        for _ in 0..2 {
+            let n = s.child(r).keep("scm", scm.as_fd())?;
+            s.expect.fd(r, "scm", n);
+        }
+        drop(scm);
+
+        let dup = s.buffer(f, "dup", Exporter::System, 1, None)?;
+        let dup2 = nix::unistd::dup(&dup).context("dup")?;
+        let n = s.child(r).keep("dup", dup.as_fd())?;
+        s.expect.fd(r, "dup", n);
+        let mapping = Mapping::shared(dup.as_fd(), page)?;
+        s.expect.fd(me, "dup", dup.as_raw_fd());
+        s.expect.fd(me, "dup", dup2.as_raw_fd());
+        s.expect.map(me, "dup", mapping.range(), 0);
+        s._fds.extend([dup, dup2]);
+        s._maps.push(mapping);
+
+        let maponly = s.buffer(f, "maponly", Exporter::Udmabuf, 3, Some("scene-maponly"))?;
+        let range = s.child(m).map("maponly", maponly.as_fd(), 0, 3 * page)?;
+        s.expect.map(m, "maponly", range, 0);
+        drop(maponly);
+
+        let partial = s.buffer(f, "partial", Exporter::System, 8, Some("scene-partial"))?;
+        let range = s
+            .child(m)
+            .map("partial", partial.as_fd(), 4 * page, 2 * page)?;
+        s.expect.map(m, "partial", range, 4 * page);
+        s.expect.fd(me, "partial", partial.as_raw_fd());
+        s._fds.push(partial);
+
+        let twomaps = s.buffer(f, "twomaps", Exporter::System, 2, Some("scene-twomaps"))?;
+        for _ in 0..2 {
+            // The same page twice: two mappings the kernel cannot merge.
+            let range = s.child(m).map("twomaps", twomaps.as_fd(), 0, page)?;
+            s.expect.map(m, "twomaps", range, 0);
+        }
+        drop(twomaps);
+
+        let u = s.spawn(&[], "U (uid 65534)")?;
+        s.child(u).ask(&format!("become {NOBODY}"), None)?;
+        let nobody_fd = s.buffer(f, "nobody_fd", Exporter::System, 2, Some("scene-nobody-fd"))?;
+        let n = s.child(u).keep("nobody_fd", nobody_fd.as_fd())?;
+        s.expect.fd(u, "nobody_fd", n);
+        drop(nobody_fd);
+        let nobody_map = s.buffer(
+            f,
+            "nobody_map",
+            Exporter::Udmabuf,
+            1,
+            Some("scene-nobody-map"),
+        )?;
+        let range = s.child(u).map("nobody_map", nobody_map.as_fd(), 0, page)?;
+        s.expect.map(u, "nobody_map", range, 0);
+        drop(nobody_map);
+        Ok(s)
+    }
+
+    fn spawn(&mut self, inherit: &[BorrowedFd<'_>], role: &'static str) -> Result<i32> {
+        let c = Child::spawn(inherit).with_context(|| format!("spawning {role}"))?;
+        let pid = c.pid.as_raw();
+        self.children.push(c);
+        self.expect.roles.insert(pid, role);
+        Ok(pid)
+    }
+
+    fn child(&self, pid: i32) -> &Child {
+        self.children
+            .iter()
+            .find(|c| c.pid.as_raw() == pid)
+            .expect("a helper of the scene")
+    }
+
+    fn buffer(
+        &mut self,
+        f: &Factory,
+        key: &'static str,
+        e: Exporter,
+        pages: u64,
+        name: Option<&'static str>,
+    ) -> Result<OwnedFd> {
+        let fd = f
+            .create(e, pages, name)
+            .with_context(|| format!("buffer {key}"))?;
+        let st = fstat(&fd).with_context(|| format!("fstat of buffer {key}"))?;
+        self.expect.buffers.push(Buf {
+            key,
+            ino: st.st_ino,
+            size: pages * f.page,
+            exporter: e,
+            name,
+        });
+        Ok(fd)
+    }
+
+    /// The pids of the helpers that run as root.
+    pub fn root_helpers(&self) -> Vec<i32> {
+        self.expect
+            .holds
+            .keys()
+            .map(|(pid, _)| *pid)
+            .chain(self.children.iter().map(|c| c.pid.as_raw()))
+            .filter(|pid| *pid != getpid().as_raw() && !self.nobody_pids().contains(pid))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// The pids of the helpers that run as [`NOBODY`].
+    pub fn nobody_pids(&self) -> BTreeSet<i32> {
+        self.expect
+            .roles
+            .iter()
+            .filter(|(_, role)| role.contains("uid 65534"))
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    /// Ends every helper, checking that each exited cleanly.
+    pub fn finish(mut self) -> Result<()> {
+        let mut result = Ok(());
+        for c in self.children.drain(..) {
+            let pid = c.pid;
+            if let Err(e) = c.finish() {
+                result = result.and(Err(e.context(format!("helper {pid}"))));
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The speed check: lsdmabuf's scan of a crowd of processes holding
+//! dma-bufs, against a bare walk of /proc/*/fd that only reads directories
+//! and links, in the same run.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{readlinkat, OFlag};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
+
+use lsdmabuf::model::{Analysis, Filter, Report};
+use lsdmabuf::scan;
+
+use crate::scene::Factory;
+
+/// Processes that each hold one buffer of one page until dropped. Child
+/// `k` holds it by fd; an odd `k` maps it too; every tenth maps it and
+/// closes the fd, holding it by the mapping only.
+pub struct Crowd {
+    pub pids: Vec<Pid>,
+    /// The write end of the pipe every child waits on: closing it lets
+    /// them exit.
+    release: Option<OwnedFd>,
+}
+
+/// How child `k` holds its buffer: (by fd, by mapping).
+pub fn holds(k: usize) -> (bool, bool) {
+    if k % 10 == 0 {
+        (false, true)
+    } else {
+        (true, k % 2 == 1)
+    }
+}
+
+impl Crowd {
+    /// Forks `n` children; the caller must be single-threaded and hold no
+    /// dma-buf (the children would inherit it).
+    pub fn new(f: &Factory, n: usize) -> Result<Crowd> {
+        let (release_r, release_w) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+        let mut crowd = Crowd {
+            pids: Vec::with_capacity(n),
+            release: Some(release_w),
+        };
+        for k in 0..n {
+            // SAFETY: the test is single-threaded here; the child runs
+            // `hold` and leaves with _exit().
+            match unsafe { fork() }.with_context(|| format!("fork of child {k}"))? {
+                ForkResult::Child => {
+                    crowd.release = None;
+                    // The fd (if kept) lives until _exit().
+                    let held = hold(f, k);
+                    let ok = held.is_ok();
+                    let status = match write(&ready_w, &[u8::from(ok)]) {
+                        Ok(1) if ok => wait_release(&release_r),
+                        _ => 1,
+                    };
+                    drop(held);
+                    // SAFETY: ends the child without the parent's destructors.
+                    unsafe { libc::_exit(status) }
+                }
+                ForkResult::Parent { child } => crowd.pids.push(child),
+            }
+        }
+        drop(ready_w);
+        drop(release_r);
+        // One byte per child: 1 once it holds its buffer.
+        let mut ready = 0;
+        let mut buf = [0u8; 4096];
+        while ready < n {
+            let got = read(&ready_r, &mut buf).context("reading the children's readiness")?;
+            ensure!(
+                got > 0,
+                "{} of {n} children never said they were ready",
+                n - ready
+            );
+            ensure!(
+                buf[..got].iter().all(|&b| b == 1),
+                "a child could not make or hold its buffer"
+            );
+            ready += got;
+        }
+        Ok(crowd)
+    }
+
+    /// Lets every child exit and reaps them.
+    pub fn finish(mut self) -> Result<()> {
+        self.release = None;
+        let mut failed = 0;
+        for pid in self.pids.drain(..) {
+            if !matches!(waitpid(pid, None), Ok(WaitStatus::Exited(_, 0))) {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            bail!("{failed} children did not exit with 0");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Crowd {
+    fn drop(&mut self) {
+        self.release = None;
+        for pid in self.pids.drain(..) {
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// Child `k`'s buffer, held as [`holds`] says: the fd to keep, if any.
+fn hold(f: &Factory, k: usize) -> Result<Option<OwnedFd>> {
+    let (by_fd, by_map) = holds(k);
+    let fd = f.heap().alloc(f.page).context("DMA_HEAP_IOCTL_ALLOC")?;
+    if by_map {
+        let len = std::num::NonZeroUsize::new(f.page as usize).context("page size 0")?;
+        // SAFETY: a new mapping at an address the kernel picks aliases
+        // nothing; it is never dereferenced and lives until the child exits.
+        unsafe {
+            nix::sys::mman::mmap(
+                None,
+                len,
+                nix::sys::mman::ProtFlags::PROT_READ,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+                &fd,
+                0,
+            )
+        }
+        .context("mmap")?;
+    }
+    Ok(by_fd.then_some(fd))
+}
+
+/// Blocks until the parent closes the release pipe; 0 then.
+fn wait_release(r: &OwnedFd) -> i32 {
+    let mut b = [0u8; 1];
+    loop {
+        match read(r, &mut b) {
+            Ok(0) => return 0,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return 1,
+        }
+    }
+}
+
+/// What a bare walk saw: fd links, and those that name a dma-buf.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bare {
+    pub links: usize,
+    pub dmabuf_links: usize,
+}
+
+/// The bare walk: readdir /proc, readdir every /proc/PID/fd, readlink every
+/// entry. Nothing else is read; unreadable directories are skipped.
+pub fn bare_walk() -> Result<Bare> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut proc = Dir::open(scan::PROC, flags, Mode::empty()).context("open /proc")?;
+    let mut pids = Vec::new();
+    for e in proc.iter() {
+        let e = e.context("readdir /proc")?;
+        if let Some(pid) = e
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    let mut bare = Bare::default();
+    let mut names = Vec::new();
+    for pid in pids {
+        let Ok(mut dir) = Dir::openat(
+            proc.as_fd(),
+            format!("{pid}/fd").as_str(),
+            flags,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        names.clear();
+        for e in dir.iter() {
+            let Ok(e) = e else { break };
+            if let Some(fd) = e
+                .file_name()
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                names.push(fd);
+            }
+        }
+        for fd in &names {
+            if let Ok(link) = readlinkat(dir.as_fd(), fd.to_string().as_str()) {
+                bare.links += 1;
+                if link.as_encoded_bytes().starts_with(b"/dmabuf:") {
+                    bare.dmabuf_links += 1;
+                }
+            }
+        }
+    }
+    Ok(bare)
+}
+
+/// lsdmabuf's whole work but printing: the walk and the model.
+pub fn lsdmabuf_scan() -> Result<Report> {
+    let raw = scan::scan()?;
+    Ok(Analysis::new(&raw).report(&Filter::default()))
+}
+
+/// Times of the two walks, `runs` of each, interleaved.
+pub struct Timings {
+    pub bare: Vec<Duration>,
+    pub scan: Vec<Duration>,
+    pub last_bare: Bare,
+    pub last_report: Report,
+}
+
+pub fn measure(runs: usize) -> Result<Timings> {
+    ensure!(runs > 0, "no runs");
+    let mut bare = Vec::new();
+    let mut scans = Vec::new();
+    let mut last_bare = Bare::default();
+    let mut last_report = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        last_bare = bare_walk()?;
+        bare.push(t.elapsed());
+        let t = Instant::now();
+        last_report = Some(lsdmabuf_scan()?);
+        scans.push(t.elapsed());
+    }
+    Ok(Timings {
+        bare,
+        scan: scans,
+        last_bare,
+        last_report: last_report.context("no scan")?,
+    })
+}
+
+/// The median of `d`.
+pub fn median(d: &[Duration]) -> Duration {
+    let mut v = d.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Milliseconds with one decimal.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}

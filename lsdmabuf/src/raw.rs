@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What one walk of /proc read, verbatim, and its text capture.
+//!
+//! [`crate::scan`] fills a [`Raw`] with the text of the files it read and
+//! the errors it met, and decides nothing else; [`crate::model`] makes sense
+//! of it. A capture ([`Raw::to_capture`], [`Raw::from_capture`]) is that same
+//! [`Raw`] as text, so that what a real kernel printed can be kept in
+//! `testdata/` and run through the model on any host.
+//!
+//! The capture format is line based. A line starting with `== ` opens a
+//! section and says what it is; the lines up to the next `== ` line are the
+//! section's text, exactly as read (no procfs text starts with `== `); tabs
+//! are shown as `\t` below:
+//!
+//! ```text
+//! lsdmabuf capture 1
+//! == process 104 lsdmabuf-vmtest
+//! == fd 3 /dmabuf:frame-0
+//! == fdinfo 3
+//! pos:\t0
+//! ...
+//! == stat 3 ino 5 size 4096
+//! == maps
+//! 7f3a1c000000-7f3a1c001000 rw-s 00000000 00:08 5      /dmabuf:frame-0
+//! == failure 1 /proc/1/fd 13
+//! == counts read 40 exited 0 kernel_threads 0
+//! == bufinfo
+//! ...
+//! == map_files 104 7f3a1c000000-7f3a1c001000 ino 5 size 4096
+//! ```
+
+use std::fmt::{self, Write};
+
+use nix::errno::Errno;
+
+/// Everything one walk read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Raw {
+    /// The processes that hold a dma-buf, by fd or by mapping, in pid order.
+    pub processes: Vec<RawProcess>,
+    /// Processes whose fd directory was read, those above included.
+    pub read: usize,
+    /// Processes that exited while the walk read them.
+    pub exited: usize,
+    /// Kernel threads whose fd directory could not be read: they hold no
+    /// fds and map nothing, so they are not counted as unreadable.
+    pub kernel_threads: usize,
+    /// What could not be read, and why.
+    pub failures: Vec<Failure>,
+    /// debugfs `dma_buf/bufinfo`, read when a buffer was seen only through
+    /// mappings, for its size and exporter.
+    pub bufinfo: Option<String>,
+    /// stat() of `/proc/PID/map_files/RANGE` for buffers seen only through
+    /// mappings that bufinfo did not describe.
+    pub map_files: Vec<MapFileStat>,
+}
+
+/// One process that holds at least one dma-buf.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawProcess {
+    pub pid: i32,
+    /// `/proc/PID/comm` without its newline; `?` when it could not be read.
+    pub comm: String,
+    /// Its dma-buf fds (those whose link names a dma-buf), in fd order.
+    pub fds: Vec<RawFd>,
+    /// The whole of `/proc/PID/maps`; empty when it could not be read.
+    pub maps: String,
+}
+
+/// One fd whose `/proc/PID/fd/N` link names a dma-buf.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawFd {
+    pub fd: i32,
+    /// `readlink /proc/PID/fd/N`: `/dmabuf:NAME`, or `anon_inode:dmabuf` on
+    /// kernels before 5.3.
+    pub link: String,
+    /// `/proc/PID/fdinfo/N`, when it could be read.
+    pub fdinfo: Option<String>,
+    /// stat() of `/proc/PID/fd/N`, taken when fdinfo did not give the inode
+    /// number (kernels before 5.14).
+    pub stat: Option<FileStat>,
+}
+
+/// What stat() says about a dma-buf's file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStat {
+    pub ino: u64,
+    pub size: u64,
+}
+
+/// stat() of one mapping's `/proc/PID/map_files/START-END`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MapFileStat {
+    pub pid: i32,
+    /// `START-END` in hex, as the entry is named.
+    pub range: String,
+    pub stat: FileStat,
+}
+
+/// A file that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The process whose holdings it hides; `None` when it hides none and
+    /// only a size is missing (bufinfo, map_files).
+    pub pid: Option<i32>,
+    pub path: String,
+    pub errno: Errno,
+}
+
+/// Why a capture could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureError {
+    /// 1-based line number.
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "capture line {}: {}", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+const MAGIC: &str = "lsdmabuf capture 1";
+const SECTION: &str = "== ";
+
+/// Appends `text` as a section body: as read, ending with a newline.
+fn body(out: &mut String, text: &str) {
+    out.push_str(text);
+    if !text.is_empty() && !text.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+impl Raw {
+    /// This walk as capture text.
+    pub fn to_capture(&self) -> String {
+        let mut out = format!("{MAGIC}\n");
+        for p in &self.processes {
+            // comm never holds a newline: the kernel cuts it at 15 bytes and
+            // prints control characters as they are, so escape them.
+            let _ = writeln!(out, "{SECTION}process {} {}", p.pid, one_line(&p.comm));
+            for fd in &p.fds {
+                let _ = writeln!(out, "{SECTION}fd {} {}", fd.fd, one_line(&fd.link));
+                if let Some(text) = &fd.fdinfo {
+                    let _ = writeln!(out, "{SECTION}fdinfo {}", fd.fd);
+                    body(&mut out, text);
+                }
+                if let Some(st) = fd.stat {
+                    let _ = writeln!(
+                        out,
+                        "{SECTION}stat {} ino {} size {}",
+                        fd.fd, st.ino, st.size
+                    );
+                }
+            }
+            let _ = writeln!(out, "{SECTION}maps");
+            body(&mut out, &p.maps);
+        }
+        for f in &self.failures {
+            let pid = f.pid.map_or("-".to_string(), |p| p.to_string());
+            let _ = writeln!(out, "{SECTION}failure {pid} {} {}", f.path, f.errno as i32);
+        }
+        let _ = writeln!(
+            out,
+            "{SECTION}counts read {} exited {} kernel_threads {}",
+            self.read, self.exited, self.kernel_threads
+        );
+        if let Some(text) = &self.bufinfo {
+            let _ = writeln!(out, "{SECTION}bufinfo");
+            body(&mut out, text);
+        }
+        for m in &self.map_files {
+            let _ = writeln!(
+                out,
+                "{SECTION}map_files {} {} ino {} size {}",
+                m.pid, m.range, m.stat.ino, m.stat.size
+            );
+        }
+        out
+    }
+
+    /// Reads back what [`Raw::to_capture`] wrote.
+    pub fn from_capture(text: &str) -> Result<Raw, CaptureError> {
+        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).peekable();
+        match lines.next() {
+            Some((_, MAGIC)) => {}
+            _ => return Err(err(1, format!("the first line is not `{MAGIC}`"))),
+        }
+        let mut raw = Raw::default();
+        while let Some((n, line)) = lines.next() {
+            let Some(head) = line.strip_prefix(SECTION) else {
+                return Err(err(n, format!("`{line}` is outside any section")));
+            };
+            // The section's text: every line up to the next section.
+            let mut text = String::new();
+            while let Some((_, l)) = lines.next_if(|(_, l)| !l.starts_with(SECTION)) {
+                text.push_str(l);
+                text.push('\n');
+            }
+            let (kind, rest) = head.split_once(' ').unwrap_or((head, ""));
+            let no_text = |text: &str| {
+                if text.is_empty() {
+                    Ok(())
+                } else {
+                    Err(err(n, format!("`{head}` takes no text, it has {text:?}")))
+                }
+            };
+            match kind {
+                "process" => {
+                    no_text(&text)?;
+                    let (pid, comm) = rest.split_once(' ').unwrap_or((rest, ""));
+                    raw.processes.push(RawProcess {
+                        pid: num(n, "pid", pid)?,
+                        comm: comm.to_string(),
+                        ..RawProcess::default()
+                    });
+                }
+                "fd" => {
+                    no_text(&text)?;
+                    let (fd, link) = rest.split_once(' ').unwrap_or((rest, ""));
+                    let fd = num(n, "fd", fd)?;
+                    process(&mut raw, n)?.fds.push(RawFd {
+                        fd,
+                        link: link.to_string(),
+                        ..RawFd::default()
+                    });
+                }
+                "fdinfo" => {
+                    last_fd(&mut raw, n, rest)?.fdinfo = Some(text);
+                }
+                "stat" => {
+                    no_text(&text)?;
+                    let f: Vec<&str> = rest.split(' ').collect();
+                    let [fd, "ino", ino, "size", size] = f[..] else {
+                        return Err(err(n, format!("`{head}` is not `stat FD ino N size N`")));
+                    };
+                    let st = FileStat {
+                        ino: num(n, "ino", ino)?,
+                        size: num(n, "size", size)?,
+                    };
+                    last_fd(&mut raw, n, fd)?.stat = Some(st);
+                }
+                "maps" => process(&mut raw, n)?.maps = text,
+                "failure" => {
+                    no_text(&text)?;
+                    let f: Vec<&str> = rest.split(' ').collect();
+                    let [pid, path, errno] = f[..] else {
+                        return Err(err(n, format!("`{head}` is not `failure PID PATH ERRNO`")));
+                    };
+                    raw.failures.push(Failure {
+                        pid: if pid == "-" {
+                            None
+                        } else {
+                            Some(num(n, "pid", pid)?)
+                        },
+                        path: path.to_string(),
+                        errno: Errno::from_raw(num(n, "errno", errno)?),
+                    });
+                }
+                "counts" => {
+                    no_text(&text)?;
+                    let f: Vec<&str> = rest.split(' ').collect();
+                    let ["read", read, "exited", exited, "kernel_threads", kthreads] = f[..] else {
+                        return Err(err(
+                            n,
+                            format!("`{head}` is not `counts read N exited N kernel_threads N`"),
+                        ));
+                    };
+                    raw.read = num(n, "read", read)?;
+                    raw.exited = num(n, "exited", exited)?;
+                    raw.kernel_threads = num(n, "kernel_threads", kthreads)?;
+                }
+                "bufinfo" => raw.bufinfo = Some(text),
+                "map_files" => {
+                    no_text(&text)?;
+                    let f: Vec<&str> = rest.split(' ').collect();
+                    let [pid, range, "ino", ino, "size", size] = f[..] else {
+                        return Err(err(
+                            n,
+                            format!("`{head}` is not `map_files PID RANGE ino N size N`"),
+                        ));
+                    };
+                    raw.map_files.push(MapFileStat {
+                        pid: num(n, "pid", pid)?,
+                        range: range.to_string(),
+                        stat: FileStat {
+                            ino: num(n, "ino", ino)?,
+                            size: num(n, "size", size)?,
+                        },
+                    });
+                }
+                _ => return Err(err(n, format!("unknown section `{head}`"))),
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// `s` on one line: control characters as `\xNN`.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn err(line: usize, reason: String) -> CaptureError {
+    CaptureError { line, reason }
+}
+
+fn num<T: std::str::FromStr>(line: usize, what: &str, s: &str) -> Result<T, CaptureError> {
+    s.parse()
+        .map_err(|_| err(line, format!("{what} `{s}` is not a number")))
+}
+
+fn process(raw: &mut Raw, line: usize) -> Result<&mut RawProcess, CaptureError> {
+    raw.processes
+        .last_mut()
+        .ok_or_else(|| err(line, "no `process` section before this one".into()))
+}
+
+fn last_fd<'a>(raw: &'a mut Raw, line: usize, fd: &str) -> Result<&'a mut RawFd, CaptureError> {
+    let fd: i32 = num(line, "fd", fd)?;
+    let last = process(raw, line)?.fds.last_mut();
+    match last {
+        Some(last) if last.fd == fd => Ok(last),
+        _ => Err(err(
+            line,
+            format!("no `fd {fd}` section just before this one"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Raw {
+        Raw {
+            processes: vec![RawProcess {
+                pid: 104,
+                comm: "a b".into(),
+                fds: vec![
+                    RawFd {
+                        fd: 3,
+                        link: "/dmabuf:x: y".into(),
+                        fdinfo: Some("pos:\t0\nflags:\t02\nmnt_id:\t9\nino:\t5\n".into()),
+                        stat: None,
+                    },
+                    RawFd {
+                        fd: 7,
+                        link: "/dmabuf:".into(),
+                        fdinfo: None,
+                        stat: Some(FileStat { ino: 6, size: 8192 }),
+                    },
+                ],
+                maps: "7f00-7f01 rw-s 00000000 00:08 5     /dmabuf:x: y\n".into(),
+            }],
+            read: 12,
+            exited: 1,
+            kernel_threads: 3,
+            failures: vec![
+                Failure {
+                    pid: Some(1),
+                    path: "/proc/1/fd".into(),
+                    errno: Errno::EACCES,
+                },
+                Failure {
+                    pid: None,
+                    path: "/sys/kernel/debug/dma_buf/bufinfo".into(),
+                    errno: Errno::ENOENT,
+                },
+            ],
+            bufinfo: Some("\nDma-buf Objects:\n".into()),
+            map_files: vec![MapFileStat {
+                pid: 104,
+                range: "7f00-7f01".into(),
+                stat: FileStat { ino: 5, size: 4096 },
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let raw = sample();
+        assert_eq!(Raw::from_capture(&raw.to_capture()).unwrap(), raw);
+        assert_eq!(
+            Raw::from_capture(&Raw::default().to_capture()).unwrap(),
+            Raw::default()
+        );
+    }
+
+    #[test]
+    fn rejects_bad_captures() {
+        assert_eq!(Raw::from_capture("").unwrap_err().line, 1);
+        let e = Raw::from_capture(&format!("{MAGIC}\n== fd 3 /dmabuf:\n")).unwrap_err();
+        assert!(e.reason.contains("process"), "{e}");
+        let e = Raw::from_capture(&format!("{MAGIC}\n== process 1 x\n== fdinfo 3\npos:\t0\n"))
+            .unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = Raw::from_capture(&format!("{MAGIC}\nstray\n")).unwrap_err();
+        assert!(e.reason.contains("outside"), "{e}");
+        let e = Raw::from_capture(&format!(
+            "{MAGIC}\n== counts read x exited 0 kernel_threads 0\n"
+        ))
+        .unwrap_err();
+        assert!(e.reason.contains("`x`"), "{e}");
+        assert!(Raw::from_capture(&format!("{MAGIC}\n== what\n")).is_err());
+    }
+
+    #[test]
+    fn one_line_escapes_control_characters() {
+        assert_eq!(one_line("a\nb\tc d"), "a\\x0ab\\x09c d");
+    }
+}
