@@ -8,6 +8,9 @@
 //!   captured from real kernels (`testdata/`).
 //! - [`uapi`]: the ioctls of `linux/dma-buf.h`, `linux/udmabuf.h` and
 //!   `linux/dma-heap.h`, and the exporters built on them.
+//! - [`sys`]: the I/O around the parsers: reading procfs and debugfs files,
+//!   fd links, shared mappings.
 
 pub mod parse;
+pub mod sys;
 pub mod uapi;

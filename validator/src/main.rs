@@ -21,7 +21,7 @@ mod checks;
 mod ctx;
 mod dump;
 mod preflight;
-mod sys;
+use validator::sys;
 
 use checks::{Check, Ctx, Opts, CHECKS};
 use ctx::Exporter;

@@ -13,7 +13,7 @@ use nix::fcntl::{open, readlink, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::read;
 
-use validator::parse::{bufinfo, fdinfo, meminfo, slabinfo, zoneinfo};
+use crate::parse::{bufinfo, fdinfo, meminfo, slabinfo, zoneinfo};
 
 /// debugfs' list of every dma-buf with an open file.
 pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
