@@ -94,6 +94,22 @@ pub fn zoneinfo() -> Result<Vec<zoneinfo::Zone>> {
     zoneinfo::parse(&text).with_context(|| format!("parsing {ZONEINFO}"))
 }
 
+/// Flushes every slab cache's per-CPU slabs; false without SLUB's sysfs.
+pub fn shrink_slabs() -> Result<bool> {
+    let Ok(dir) = std::fs::read_dir(SLAB_SYSFS) else {
+        return Ok(false);
+    };
+    for entry in dir {
+        let entry = entry.with_context(|| format!("read_dir {}", SLAB_SYSFS))?;
+        // Merged caches appear once as a directory and again as symlinks.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = entry.path().join("shrink");
+            write_text(&path.to_string_lossy(), "1")?;
+        }
+    }
+    Ok(true)
+}
+
 /// How many fds this process has open (entries of /proc/self/fd).
 pub fn open_fds() -> Result<usize> {
     let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;

@@ -76,24 +76,8 @@ pub struct Run {
     cycles_in: f64,
 }
 
-/// Flushes every slab cache's per-CPU slabs; false without SLUB's sysfs.
-fn shrink_slabs() -> Result<bool> {
-    let Ok(dir) = std::fs::read_dir(sys::SLAB_SYSFS) else {
-        return Ok(false);
-    };
-    for entry in dir {
-        let entry = entry.with_context(|| format!("read_dir {}", sys::SLAB_SYSFS))?;
-        // Merged caches appear once as a directory and again as symlinks.
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let path = entry.path().join("shrink");
-            sys::write_text(&path.to_string_lossy(), "1")?;
-        }
-    }
-    Ok(true)
-}
-
 fn sample(slabs: bool) -> Result<(Sample, bool)> {
-    let shrunk = slabs && shrink_slabs()?;
+    let shrunk = slabs && sys::shrink_slabs()?;
     let slabs = if slabs {
         Some(
             sys::slabinfo()?
