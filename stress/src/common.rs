@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What the subcommands share: the exporters, the live-object counts, the
+//! slab comparison.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::thread::sleep;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use nix::errno::Errno;
+
+use validator::sys;
+use validator::uapi::heap::{self, DmaHeap};
+use validator::uapi::udmabuf::{self, Udmabuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    Udmabuf,
+    Heap,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exporter {
+    Udmabuf,
+    Heap,
+}
+
+impl Exporter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Exporter::Udmabuf => "udmabuf",
+            Exporter::Heap => "heap",
+        }
+    }
+}
+
+impl Which {
+    pub fn exporters(self) -> Vec<Exporter> {
+        match self {
+            Which::Udmabuf => vec![Exporter::Udmabuf],
+            Which::Heap => vec![Exporter::Heap],
+            Which::All => vec![Exporter::Udmabuf, Exporter::Heap],
+        }
+    }
+}
+
+/// The devices the exporters need, opened once.
+pub struct Devices {
+    pub udmabuf: Udmabuf,
+    pub heap: DmaHeap,
+}
+
+fn device_error(path: &str, e: Errno, config: &str) -> anyhow::Error {
+    match e {
+        Errno::ENOENT | Errno::ENODEV | Errno::ENXIO => anyhow::anyhow!(
+            "{path} not found: this kernel lacks {config} (or devtmpfs is not on /dev); run \
+             dmabuf-stress in the test VM: ci/vm run rust -- dmabuf-stress ..."
+        ),
+        Errno::EACCES | Errno::EPERM => anyhow::anyhow!("{path}: permission denied: run as root"),
+        e => anyhow::anyhow!("open {path}: {e}"),
+    }
+}
+
+impl Devices {
+    pub fn open() -> Result<Devices> {
+        Ok(Devices {
+            udmabuf: Udmabuf::open()
+                .map_err(|e| device_error("/dev/udmabuf", e, "CONFIG_UDMABUF"))?,
+            heap: DmaHeap::open(heap::SYSTEM)
+                .map_err(|e| device_error(heap::SYSTEM, e, "CONFIG_DMABUF_HEAPS_SYSTEM"))?,
+        })
+    }
+
+    /// A one-page buffer; for udmabuf, page `page` of `memfd`.
+    pub fn export(&self, e: Exporter, memfd: &OwnedFd, page: u64) -> nix::Result<OwnedFd> {
+        let size = sys::page_size();
+        match e {
+            Exporter::Udmabuf => self.udmabuf.create(memfd.as_fd(), page * size, size),
+            Exporter::Heap => self.heap.alloc(size),
+        }
+    }
+}
+
+/// A sealed memfd of `pages` pages for udmabuf, its pages allocated.
+pub fn backing(pages: u64) -> Result<OwnedFd> {
+    let len = pages * sys::page_size();
+    let fd = udmabuf::sealed_memfd(len).with_context(|| format!("memfd of {len} bytes"))?;
+    nix::fcntl::fallocate(
+        &fd,
+        nix::fcntl::FallocateFlags::empty(),
+        0,
+        len as libc::off_t,
+    )
+    .with_context(|| format!("fallocate of a {len} byte memfd"))?;
+    Ok(fd)
+}
+
+/// What must come back to where it was: this process's fds, the buffers
+/// debugfs lists, and the slab caches (per-CPU slabs flushed).
+pub struct Live {
+    pub fds: usize,
+    pub buffers: usize,
+    pub slabs: BTreeMap<String, (u64, u64)>,
+}
+
+/// The caches a dma-buf and its file are made of, and that a leak on their
+/// paths would grow.
+fn watched(name: &str) -> bool {
+    matches!(name, "inode_cache" | "dentry" | "filp") || name.starts_with("kmalloc-")
+}
+
+impl Live {
+    pub fn now() -> Result<Live> {
+        sys::shrink_slabs()?;
+        Ok(Live {
+            fds: sys::open_fds()?,
+            buffers: sys::bufinfo()?.buffers.len(),
+            slabs: sys::slabinfo()?
+                .into_iter()
+                .filter(|c| watched(&c.name))
+                .map(|c| (c.name, (c.active_objs, c.objsize)))
+                .collect(),
+        })
+    }
+
+    /// What did not come back, given `margin` objects per cache of noise
+    /// (the rest of the guest allocates meanwhile). Inodes and dentries are
+    /// freed after an RCU grace period: it samples again for a few seconds
+    /// before it says so.
+    pub fn compare(&self, margin: u64) -> Result<Result<String, String>> {
+        let mut problems = Vec::new();
+        for _ in 0..30 {
+            let now = Live::now()?;
+            problems.clear();
+            if now.fds != self.fds {
+                problems.push(format!("{} fds open, {} before", now.fds, self.fds));
+            }
+            if now.buffers != self.buffers {
+                problems.push(format!(
+                    "debugfs bufinfo lists {} buffers, {} before",
+                    now.buffers, self.buffers
+                ));
+            }
+            for (name, &(objs, size)) in &now.slabs {
+                let before = self.slabs.get(name).map_or(0, |b| b.0);
+                if objs > before + margin {
+                    problems.push(format!(
+                        "slab cache {name} holds {} more objects of {size} bytes ({before} -> {objs}); \
+                         at most {margin} is noise",
+                        objs - before
+                    ));
+                }
+            }
+            if problems.is_empty() {
+                return Ok(Ok(format!(
+                    "fds, bufinfo and the inode_cache, dentry, filp and kmalloc caches back to \
+                     their baseline (within {margin} objects)"
+                )));
+            }
+            sleep(Duration::from_millis(200));
+        }
+        Ok(Err(problems.join("\n")))
+    }
+}
+
+/// The whole text of a debugfs or procfs file that must be there, or what
+/// is missing.
+pub fn require(path: &str, what: &str) -> Result<()> {
+    if std::path::Path::new(path).exists() {
+        Ok(())
+    } else {
+        bail!("{path} not found: {what}")
+    }
+}
