@@ -23,7 +23,7 @@ use serde::Serialize;
 use validator::parse::{bufinfo, fdinfo, maps};
 use validator::uapi::dma_buf::LINK_PREFIX;
 
-use crate::raw::{FileStat, Raw, RawFd, RawProcess};
+use crate::raw::{FileStat, Raw, RawFd};
 
 /// The link of a dma-buf fd on kernels before 5.3, where every dma-buf
 /// shared one anonymous inode and could not be told apart.
@@ -51,25 +51,28 @@ pub fn link_kind(link: &[u8]) -> LinkKind {
     }
 }
 
-/// Whether the walk must stat() a dma-buf fd: when its fdinfo is missing,
-/// unparsable, has no dma-buf lines, or has no `ino:` line (before 5.14).
-pub fn needs_stat(fdinfo_text: Option<&str>) -> bool {
+/// The inode number a dma-buf fd's fdinfo gives; `None` when the walk must
+/// stat() the fd instead: fdinfo missing, unparsable, without dma-buf lines,
+/// or without the `ino:` line (kernels before 5.14).
+pub fn fdinfo_ino(fdinfo_text: Option<&str>) -> Option<u64> {
     match fdinfo_text.map(fdinfo::parse_ino_optional) {
-        Some(Ok(info)) => info.ino == 0 || info.dmabuf.is_none(),
-        _ => true,
+        Some(Ok(info)) if info.ino != 0 && info.dmabuf.is_some() => Some(info.ino),
+        _ => None,
     }
 }
+
+/// What a maps line of a dma-buf holds: [`LINK_PREFIX`] after the padding
+/// that follows the inode number.
+const MAPS_NEEDLE: &str = " /dmabuf:";
 
 /// The mappings of dma-bufs in the text of `/proc/PID/maps`: lines whose
 /// path is `/dmabuf:NAME` on a pseudo filesystem (major device number 0).
 /// Only those lines are parsed, so that a line of no interest cannot fail
 /// the whole file.
 pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, validator::parse::ParseError> {
-    // The path follows the inode after at least one space.
-    let needle = format!(" {LINK_PREFIX}");
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if !line.contains(&needle) {
+        if !line.contains(MAPS_NEEDLE) {
             continue;
         }
         let m = maps::parse_line(line, i + 1)?;
@@ -78,34 +81,6 @@ pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, validator::pars
         }
     }
     Ok(out)
-}
-
-/// Whether a maps text maps any dma-buf (for the walk to decide whether a
-/// process without dma-buf fds is worth keeping).
-pub fn maps_dmabufs(text: &str) -> bool {
-    dmabuf_mappings(text).is_ok_and(|m| !m.is_empty())
-}
-
-/// The buffers that `processes` map but hold by no fd, each with one
-/// mapping that reaches it: `(pid, ino, map_files entry name)`.
-pub fn mapped_only(processes: &[RawProcess]) -> Vec<(i32, u64, String)> {
-    let mut seen = BTreeSet::new();
-    for p in processes {
-        for fd in &p.fds {
-            if let Some((ino, _)) = fd_facts("", fd, &mut Vec::new()) {
-                seen.insert(ino);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for p in processes {
-        for m in dmabuf_mappings(&p.maps).unwrap_or_default() {
-            if seen.insert(m.inode) {
-                out.push((p.pid, m.inode, m.map_files_name()));
-            }
-        }
-    }
-    out
 }
 
 /// Whether the text of `/proc/PID/stat` is a kernel thread's

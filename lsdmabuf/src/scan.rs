@@ -13,9 +13,11 @@
 //! reused, and nothing is read that a bare walk of the fd links would not
 //! touch, except for dma-bufs and maps.
 
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use nix::dir::Dir;
@@ -33,8 +35,27 @@ pub const PROC: &str = "/proc";
 /// debugfs' list of every dma-buf.
 pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
 
-/// Walks /proc once.
+/// The most threads a walk uses.
+pub const MAX_THREADS: usize = 8;
+
+/// Processes a walker takes from the shared list at a time.
+const BATCH: usize = 16;
+
+/// The threads [`scan`] uses: one per CPU this process may run on, at most
+/// [`MAX_THREADS`].
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+}
+
+/// Walks /proc once, with [`default_threads`] threads.
 pub fn scan() -> Result<Raw> {
+    scan_with(default_threads())
+}
+
+/// Walks /proc once with up to `threads` threads, each taking the next
+/// processes from a shared list. procfs reads of different processes do not
+/// contend, so the walk's time divides by the CPUs it gets.
+pub fn scan_with(threads: usize) -> Result<Raw> {
     let proc = nix::fcntl::open(
         PROC,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -42,14 +63,43 @@ pub fn scan() -> Result<Raw> {
     )
     .with_context(|| format!("open {PROC}"))?;
     let pids = list_pids(proc.as_fd()).with_context(|| format!("reading the directory {PROC}"))?;
-    let mut w = Walker {
-        proc,
-        buf: Vec::with_capacity(16 << 10),
-        raw: Raw::default(),
+    // No more threads than batches.
+    let threads = threads
+        .clamp(1, MAX_THREADS)
+        .min(pids.len().div_ceil(BATCH).max(1));
+    let next = AtomicUsize::new(0);
+    let walk = || {
+        let mut w = Walker::new(proc.as_fd());
+        loop {
+            let start = next.fetch_add(BATCH, Ordering::Relaxed);
+            let Some(batch) = pids.get(start..pids.len().min(start + BATCH)) else {
+                break;
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for &pid in batch {
+                w.process(pid);
+            }
+        }
+        w
     };
-    for pid in pids {
-        w.process(pid);
-    }
+    let walkers: Vec<Walker> = std::thread::scope(|s| {
+        // This thread walks too; a thread that cannot be started leaves its
+        // share to the others.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, walk).ok())
+            .collect();
+        let mut walkers = vec![walk()];
+        for h in helpers {
+            match h.join() {
+                Ok(w) => walkers.push(w),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        walkers
+    });
+    let mut w = Walker::merge(proc.as_fd(), walkers);
     w.mapped_only();
     Ok(w.raw)
 }
@@ -99,18 +149,68 @@ fn gone(e: Errno) -> Gone {
     }
 }
 
-struct Walker {
-    proc: OwnedFd,
+/// One thread's walk.
+struct Walker<'a> {
+    proc: BorrowedFd<'a>,
     /// Reused for every file read.
     buf: Vec<u8>,
     raw: Raw,
+    /// The inode numbers of the dma-bufs seen through fds.
+    fd_inos: HashSet<u64>,
+    /// The dma-bufs seen through mappings: ino -> a process and the
+    /// mapping's map_files name.
+    mapped: BTreeMap<u64, (i32, String)>,
 }
 
-impl Walker {
+impl<'a> Walker<'a> {
+    fn new(proc: BorrowedFd<'a>) -> Self {
+        Walker {
+            proc,
+            buf: vec![0; 16 << 10],
+            raw: Raw::default(),
+            fd_inos: HashSet::new(),
+            mapped: BTreeMap::new(),
+        }
+    }
+
+    /// One walker with what `walkers` found, processes in pid order.
+    fn merge(proc: BorrowedFd<'a>, walkers: Vec<Walker<'a>>) -> Self {
+        let mut all = Walker::new(proc);
+        for w in walkers {
+            let raw = w.raw;
+            all.raw.processes.extend(raw.processes);
+            all.raw.read += raw.read;
+            all.raw.exited += raw.exited;
+            all.raw.kernel_threads += raw.kernel_threads;
+            all.raw.failures.extend(raw.failures);
+            all.fd_inos.extend(w.fd_inos);
+            for (ino, (pid, range)) in w.mapped {
+                // The lowest pid's mapping, whichever thread saw it first.
+                match all.mapped.get(&ino) {
+                    Some((p, _)) if *p < pid => {}
+                    _ => {
+                        all.mapped.insert(ino, (pid, range));
+                    }
+                }
+            }
+        }
+        all.raw.processes.sort_unstable_by_key(|p| p.pid);
+        all.raw
+            .failures
+            .sort_by(|a, b| (a.pid, &a.path).cmp(&(b.pid, &b.path)));
+        all
+    }
+
     /// The whole text of `path`, relative to /proc.
     fn read(&mut self, path: &str) -> nix::Result<String> {
-        read_at(self.proc.as_fd(), path, &mut self.buf)?;
-        Ok(String::from_utf8_lossy(&self.buf).into_owned())
+        let n = read_at(self.proc, path, &mut self.buf)?;
+        Ok(String::from_utf8_lossy(&self.buf[..n]).into_owned())
+    }
+
+    /// [`Walker::read`] of a file made of one seq_file record.
+    fn read_record(&mut self, path: &str) -> nix::Result<String> {
+        let n = read_record_at(self.proc, path, &mut self.buf)?;
+        Ok(String::from_utf8_lossy(&self.buf[..n]).into_owned())
     }
 
     fn fail(&mut self, pid: Option<i32>, path: String, errno: Errno) {
@@ -128,7 +228,7 @@ impl Walker {
 
     fn process(&mut self, pid: i32) {
         let fd_dir = match Dir::openat(
-            self.proc.as_fd(),
+            self.proc,
             format!("{pid}/fd").as_str(),
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -154,8 +254,8 @@ impl Walker {
                 return;
             }
         };
-        let maps = match self.read(&format!("{pid}/maps")) {
-            Ok(text) => text,
+        let n = match read_at(self.proc, &format!("{pid}/maps"), &mut self.buf) {
+            Ok(n) => n,
             Err(e) => match gone(e) {
                 Gone::Exited => {
                     self.raw.exited += 1;
@@ -163,15 +263,25 @@ impl Walker {
                 }
                 Gone::Failed(e) => {
                     self.fail(Some(pid), format!("/proc/{pid}/maps"), e);
-                    String::new()
+                    0
                 }
             },
         };
         self.raw.read += 1;
-        if fds.is_empty() && !model::maps_dmabufs(&maps) {
+        // Most processes hold no dma-buf: keep their maps only as long as it
+        // takes to see that. Unparsable lines are the model's to report.
+        let text = String::from_utf8_lossy(&self.buf[..n]);
+        let mappings = model::dmabuf_mappings(&text).unwrap_or_default();
+        if fds.is_empty() && mappings.is_empty() {
             return;
         }
-        let comm = match self.read(&format!("{pid}/comm")) {
+        let maps = text.into_owned();
+        for m in mappings {
+            self.mapped
+                .entry(m.inode)
+                .or_insert_with(|| (pid, m.map_files_name()));
+        }
+        let comm = match self.read_record(&format!("{pid}/comm")) {
             Ok(text) => text.strip_suffix('\n').unwrap_or(&text).to_string(),
             Err(_) => "?".to_string(),
         };
@@ -208,7 +318,7 @@ impl Walker {
             }
             let link = link.to_string_lossy().into_owned();
             let fdinfo = if kind == LinkKind::DmaBuf {
-                match self.read(&format!("{pid}/fdinfo/{fd}")) {
+                match self.read_record(&format!("{pid}/fdinfo/{fd}")) {
                     Ok(text) => Some(text),
                     Err(Errno::ENOENT) => continue,
                     Err(e) => {
@@ -219,7 +329,11 @@ impl Walker {
             } else {
                 None
             };
-            let stat = if kind == LinkKind::DmaBuf && model::needs_stat(fdinfo.as_deref()) {
+            let ino = match kind {
+                LinkKind::DmaBuf => model::fdinfo_ino(fdinfo.as_deref()),
+                _ => None,
+            };
+            let stat = if kind == LinkKind::DmaBuf && ino.is_none() {
                 match fstatat(
                     dir.as_fd(),
                     fd.to_string().as_str(),
@@ -238,6 +352,9 @@ impl Walker {
             } else {
                 None
             };
+            if let Some(ino) = ino.or(stat.map(|s| s.ino)) {
+                self.fd_inos.insert(ino);
+            }
             fds.push(RawFd {
                 fd,
                 link,
@@ -251,32 +368,24 @@ impl Walker {
     /// Reads what tells the size of buffers seen only through mappings:
     /// bufinfo once, else stat() of a map_files entry per buffer.
     fn mapped_only(&mut self) {
-        let unknown = model::mapped_only(&self.raw.processes);
+        let unknown: Vec<(i32, u64, String)> = std::mem::take(&mut self.mapped)
+            .into_iter()
+            .filter(|(ino, _)| !self.fd_inos.contains(ino))
+            .map(|(ino, (pid, range))| (pid, ino, range))
+            .collect();
         if unknown.is_empty() {
             return;
         }
-        match read_at(self.proc.as_fd(), BUFINFO, &mut self.buf) {
-            Ok(()) => {
-                self.raw.bufinfo = Some(String::from_utf8_lossy(&self.buf).into_owned());
-                let described = self
-                    .raw
-                    .bufinfo
-                    .as_deref()
-                    .map(validator::parse::bufinfo::parse);
-                if let Some(Ok(info)) = described {
-                    if unknown
-                        .iter()
-                        .all(|(_, ino, _)| info.with_ino(*ino).next().is_some())
-                    {
-                        return;
-                    }
-                }
+        match read_at(self.proc, BUFINFO, &mut self.buf) {
+            Ok(n) => {
+                self.raw.bufinfo = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
+                return;
             }
             Err(e) => self.fail(None, BUFINFO.to_string(), e),
         }
         for (pid, ino, range) in unknown {
             match fstatat(
-                self.proc.as_fd(),
+                self.proc,
                 format!("{pid}/map_files/{range}").as_str(),
                 nix::fcntl::AtFlags::empty(),
             ) {
@@ -300,27 +409,49 @@ impl Walker {
     }
 }
 
-/// Reads the whole of `path` (relative to `dir`, or absolute) into `buf`.
-pub fn read_at(dir: BorrowedFd<'_>, path: &str, buf: &mut Vec<u8>) -> nix::Result<()> {
+/// Reads the whole of `path` (relative to `dir`, or absolute) into the
+/// start of `buf` and returns its length. `buf` only grows, and its bytes
+/// are never cleared: a walk reads thousands of small files into one buffer.
+pub fn read_at(dir: BorrowedFd<'_>, path: &str, buf: &mut Vec<u8>) -> nix::Result<usize> {
     let fd = openat(dir, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    buf.clear();
-    loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(4096));
+    read_from(&fd, 0, buf)
+}
+
+/// [`read_at`] of a seq_file made with single_open(), such as fdinfo and
+/// comm: its one record is printed whole into the kernel's buffer, and a
+/// read() that returns less than it asked for has returned all of it. That
+/// saves the read() that would only see the end of the file.
+pub fn read_record_at(dir: BorrowedFd<'_>, path: &str, buf: &mut Vec<u8>) -> nix::Result<usize> {
+    let fd = openat(dir, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    if buf.is_empty() {
+        buf.resize(4096, 0);
+    }
+    let n = loop {
+        match read(&fd, buf) {
+            Err(Errno::EINTR) => {}
+            r => break r?,
         }
-        let start = buf.len();
-        buf.resize(buf.capacity(), 0);
-        match read(&fd, &mut buf[start..]) {
-            Ok(0) => {
-                buf.truncate(start);
-                return Ok(());
-            }
-            Ok(n) => buf.truncate(start + n),
-            Err(Errno::EINTR) => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(e);
-            }
+    };
+    if n < buf.len() {
+        return Ok(n);
+    }
+    read_from(&fd, n, buf)
+}
+
+/// Reads `fd` to its end into `buf` after its first `n` bytes.
+fn read_from(fd: &OwnedFd, mut n: usize, buf: &mut Vec<u8>) -> nix::Result<usize> {
+    if buf.is_empty() {
+        buf.resize(4096, 0);
+    }
+    loop {
+        if n == buf.len() {
+            buf.resize(2 * n, 0);
+        }
+        match read(fd, &mut buf[n..]) {
+            Ok(0) => return Ok(n),
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -203,9 +203,13 @@ impl Scene {
         };
         s.expect.roles.insert(me, "the test");
 
-        // R and M hold nothing until they are sent buffers.
+        // R, M and U hold nothing until they are sent buffers. They are
+        // forked before the test maps anything: a child inherits its
+        // parent's mappings, and with them a hold on the buffers mapped.
         let r = s.spawn(&[], "R (receives over SCM_RIGHTS)")?;
         let m = s.spawn(&[], "M (maps, then closes the fd)")?;
+        let u = s.spawn(&[], "U (uid 65534)")?;
+        s.child(u).ask(&format!("become {NOBODY}"), None)?;
 
         let fork = s.buffer(f, "fork", Exporter::System, 4, Some("scene-fork"))?;
         let fork_fd = fork.as_raw_fd();
@@ -224,7 +228,8 @@ impl Scene {
         drop(scm);
 
         let dup = s.buffer(f, "dup", Exporter::System, 1, None)?;
-        let dup2 = nix::unistd::dup(&dup).context("dup")?;
+        // F_DUPFD_CLOEXEC: the lsdmabuf the checks run must not inherit it.
+        let dup2 = dup.try_clone().context("fcntl(F_DUPFD_CLOEXEC)")?;
         let n = s.child(r).keep("dup", dup.as_fd())?;
         s.expect.fd(r, "dup", n);
         let mapping = Mapping::shared(dup.as_fd(), page)?;
@@ -255,8 +260,6 @@ impl Scene {
         }
         drop(twomaps);
 
-        let u = s.spawn(&[], "U (uid 65534)")?;
-        s.child(u).ask(&format!("become {NOBODY}"), None)?;
         let nobody_fd = s.buffer(f, "nobody_fd", Exporter::System, 2, Some("scene-nobody-fd"))?;
         let n = s.child(u).keep("nobody_fd", nobody_fd.as_fd())?;
         s.expect.fd(u, "nobody_fd", n);
