@@ -291,6 +291,19 @@ pub fn verdict(log: &str) -> Option<i32> {
         .next_back()
 }
 
+/// How many CPUs the kernel brought up, from `smp: Brought up N node(s),
+/// M CPU(s)`; `None` when the line is missing (a kernel without SMP).
+pub fn cpus_brought_up(log: &str) -> Option<u32> {
+    log.lines()
+        .map(strip_printk_prefix)
+        .filter_map(|l| l.trim().strip_prefix("smp: Brought up "))
+        .filter_map(|rest| {
+            let (_, cpus) = rest.split_once(", ")?;
+            cpus.split_whitespace().next()?.parse().ok()
+        })
+        .next_back()
+}
+
 /// The exit status QEMU has when the guest wrote `status` to isa-debug-exit.
 pub fn qemu_status_for(status: i32) -> i32 {
     (status.clamp(0, 127) << 1) | 1
@@ -327,6 +340,23 @@ mod tests {
     const FAIL_AND_WARNING: &str = include_str!("../testdata/doctest-fail-and-warning.log");
     /// A real boot with a write to a user address in udmabuf's ioctl.
     const OOPS: &str = include_str!("../testdata/oops.log");
+    /// A real boot with ACPI, `-smp 2`: both CPUs up.
+    const TWO_CPUS: &str = include_str!("../testdata/acpi-two-cpus.log");
+
+    #[test]
+    fn counts_the_cpus_brought_up() {
+        // Without ACPI, QEMU's MP table names the boot CPU only.
+        assert_eq!(cpus_brought_up(BASE_BOOT), Some(1));
+        assert_eq!(cpus_brought_up(TWO_CPUS), Some(2));
+        assert_eq!(
+            cpus_brought_up("[    0.1] smp: Brought up 2 nodes, 16 CPUs\n"),
+            Some(16)
+        );
+        assert_eq!(
+            cpus_brought_up("smp: Bringing up secondary CPUs ...\n"),
+            None
+        );
+    }
 
     #[test]
     fn strips_printk_timestamps() {

@@ -48,6 +48,9 @@ struct Args {
     /// fail, comma-separated. Any other result makes the run a failure.
     #[arg(long, value_delimiter = ',')]
     expect_failing: Vec<String>,
+    /// The CPUs QEMU was given: the kernel must bring up as many.
+    #[arg(long)]
+    cpus: Option<u32>,
     /// Write the report as JSON to this file too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -125,6 +128,24 @@ fn run() -> Result<bool> {
         if !suites.iter().any(|s| &s.name == want) {
             failed += 1;
             problems.push(format!("KUnit suite {want} is missing from the log (is CONFIG_KUNIT and the suite's option on?)"));
+        }
+    }
+
+    // Every CPU QEMU was given, brought up: concurrency tests on one CPU
+    // would only interleave, never run in parallel.
+    if let Some(want) = args.cpus {
+        match boot_report::cpus_brought_up(&console) {
+            Some(n) if n == want => {
+                passed += 1;
+                println!("ok: {v}: {n} CPUs brought up");
+            }
+            n => {
+                failed += 1;
+                problems.push(format!(
+                    "QEMU gave the guest {want} CPUs, but the kernel brought up {}: is CONFIG_ACPI on (QEMU's MP table names the boot CPU only)?",
+                    n.map_or("no secondary CPU (no `smp: Brought up` line)".to_string(), |n| n.to_string())
+                ));
+            }
         }
     }
 
