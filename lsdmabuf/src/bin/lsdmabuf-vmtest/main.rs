@@ -240,12 +240,58 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
             },
         ),
     }
+    match breakdown(args.runs) {
+        Ok(text) => tap.comment(&text),
+        Err(e) => tap.comment(&format!("speed: where the time goes: not measured: {e:#}")),
+    }
     tap.record(
         "speed_teardown",
         crowd
             .finish()
             .map(|()| format!("{n} processes exited with 0")),
     );
+}
+
+/// Where the scan's time goes: the bare walk plus each kind of file the
+/// scan reads, one thread, and the scan itself with one thread and with
+/// its default threads; medians of `runs`.
+fn breakdown(runs: usize) -> Result<String> {
+    use speed::{ms, time, walk, Reads};
+    let none = Reads::NONE;
+    let bare = time(runs, || walk(none))?;
+    let plus = |reads: Reads| -> Result<String> {
+        let d = time(runs, || walk(reads))?;
+        Ok(format!(
+            "{} ({:.2}x)",
+            ms(d),
+            d.as_secs_f64() / bare.as_secs_f64()
+        ))
+    };
+    let fdinfo = plus(Reads {
+        fdinfo: true,
+        ..none
+    })?;
+    let stat = plus(Reads { stat: true, ..none })?;
+    let maps = plus(Reads { maps: true, ..none })?;
+    let comm = plus(Reads { comm: true, ..none })?;
+    let all = plus(Reads {
+        fdinfo: true,
+        maps: true,
+        comm: true,
+        ..none
+    })?;
+    let threads = lsdmabuf::scan::default_threads();
+    let one = time(runs, || lsdmabuf::scan::scan_with(1))?;
+    let many = time(runs, || lsdmabuf::scan::scan_with(threads))?;
+    Ok(format!(
+        "speed: where the time goes (one thread, medians of {runs}): bare walk {}; \
+         + fdinfo of dma-buf fds {fdinfo}; + stat of dma-buf fds {stat}; + maps {maps}; \
+         + comm {comm}; + fdinfo, maps and comm, all the scan reads {all}; \
+         scan without the model: 1 thread {}, {threads} threads {}",
+        ms(bare),
+        ms(one),
+        ms(many)
+    ))
 }
 
 /// Whether the last timed scan found every child of the crowd with its one

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::{readlinkat, OFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
 
@@ -149,16 +149,41 @@ fn wait_release(r: &OwnedFd) -> i32 {
     }
 }
 
-/// What a bare walk saw: fd links, and those that name a dma-buf.
+/// What a walk saw: fd links, and those that name a dma-buf.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bare {
     pub links: usize,
     pub dmabuf_links: usize,
 }
 
-/// The bare walk: readdir /proc, readdir every /proc/PID/fd, readlink every
-/// entry. Nothing else is read; unreadable directories are skipped.
-pub fn bare_walk() -> Result<Bare> {
+/// The files a [`walk`] reads besides the fd directories and links: each
+/// of those lsdmabuf's scan reads, to time them one by one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reads {
+    /// `/proc/PID/fdinfo/N` of every dma-buf fd.
+    pub fdinfo: bool,
+    /// stat() of every dma-buf fd (what the scan does without fdinfo's ino).
+    pub stat: bool,
+    /// `/proc/PID/maps` of every process.
+    pub maps: bool,
+    /// `/proc/PID/comm` of every process holding a dma-buf fd.
+    pub comm: bool,
+}
+
+impl Reads {
+    /// The bare walk: directories and links only.
+    pub const NONE: Reads = Reads {
+        fdinfo: false,
+        stat: false,
+        maps: false,
+        comm: false,
+    };
+}
+
+/// A walk of /proc in one thread: readdir /proc, readdir every
+/// /proc/PID/fd, readlink every entry, and read what `reads` names.
+/// Unreadable files are skipped.
+pub fn walk(reads: Reads) -> Result<Bare> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let mut proc = Dir::open(scan::PROC, flags, Mode::empty()).context("open /proc")?;
     let mut pids = Vec::new();
@@ -175,6 +200,7 @@ pub fn bare_walk() -> Result<Bare> {
     }
     let mut bare = Bare::default();
     let mut names = Vec::new();
+    let mut buf = Vec::new();
     for pid in pids {
         let Ok(mut dir) = Dir::openat(
             proc.as_fd(),
@@ -196,16 +222,43 @@ pub fn bare_walk() -> Result<Bare> {
                 names.push(fd);
             }
         }
+        let mut holds = false;
         for fd in &names {
-            if let Ok(link) = readlinkat(dir.as_fd(), fd.to_string().as_str()) {
-                bare.links += 1;
-                if link.as_encoded_bytes().starts_with(b"/dmabuf:") {
-                    bare.dmabuf_links += 1;
-                }
+            let Ok(link) = readlinkat(dir.as_fd(), fd.to_string().as_str()) else {
+                continue;
+            };
+            bare.links += 1;
+            if !link.as_encoded_bytes().starts_with(b"/dmabuf:") {
+                continue;
             }
+            bare.dmabuf_links += 1;
+            holds = true;
+            if reads.fdinfo {
+                let _ = scan::read_record_at(proc.as_fd(), &format!("{pid}/fdinfo/{fd}"), &mut buf);
+            }
+            if reads.stat {
+                let _ = fstatat(dir.as_fd(), fd.to_string().as_str(), AtFlags::empty());
+            }
+        }
+        if reads.maps {
+            let _ = scan::read_at(proc.as_fd(), &format!("{pid}/maps"), &mut buf);
+        }
+        if reads.comm && holds {
+            let _ = scan::read_record_at(proc.as_fd(), &format!("{pid}/comm"), &mut buf);
         }
     }
     Ok(bare)
+}
+
+/// The median time of `runs` calls of `f`.
+pub fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<Duration> {
+    let mut d = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        f()?;
+        d.push(t.elapsed());
+    }
+    Ok(median(&d))
 }
 
 /// lsdmabuf's whole work but printing: the walk and the model.
@@ -230,7 +283,7 @@ pub fn measure(runs: usize) -> Result<Timings> {
     let mut last_report = None;
     for _ in 0..runs {
         let t = Instant::now();
-        last_bare = bare_walk()?;
+        last_bare = walk(Reads::NONE)?;
         bare.push(t.elapsed());
         let t = Instant::now();
         last_report = Some(lsdmabuf_scan()?);
