@@ -257,7 +257,7 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
 /// its default threads; medians of `runs`.
 fn breakdown(runs: usize) -> Result<String> {
     use speed::{ms, time, walk, Reads};
-    let none = Reads::NONE;
+    let none = Reads::default();
     let bare = time(runs, || walk(none))?;
     let plus = |reads: Reads| -> Result<String> {
         let d = time(runs, || walk(reads))?;

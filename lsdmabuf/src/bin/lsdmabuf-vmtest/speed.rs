@@ -157,7 +157,8 @@ pub struct Bare {
 }
 
 /// The files a [`walk`] reads besides the fd directories and links: each
-/// of those lsdmabuf's scan reads, to time them one by one.
+/// of those lsdmabuf's scan reads, to time them one by one. The default,
+/// none of them, is the bare walk.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reads {
     /// `/proc/PID/fdinfo/N` of every dma-buf fd.
@@ -168,16 +169,6 @@ pub struct Reads {
     pub maps: bool,
     /// `/proc/PID/comm` of every process holding a dma-buf fd.
     pub comm: bool,
-}
-
-impl Reads {
-    /// The bare walk: directories and links only.
-    pub const NONE: Reads = Reads {
-        fdinfo: false,
-        stat: false,
-        maps: false,
-        comm: false,
-    };
 }
 
 /// A walk of /proc in one thread: readdir /proc, readdir every
@@ -224,7 +215,8 @@ pub fn walk(reads: Reads) -> Result<Bare> {
         }
         let mut holds = false;
         for fd in &names {
-            let Ok(link) = readlinkat(dir.as_fd(), fd.to_string().as_str()) else {
+            let name = fd.to_string();
+            let Ok(link) = readlinkat(dir.as_fd(), name.as_str()) else {
                 continue;
             };
             bare.links += 1;
@@ -237,7 +229,7 @@ pub fn walk(reads: Reads) -> Result<Bare> {
                 let _ = scan::read_record_at(proc.as_fd(), &format!("{pid}/fdinfo/{fd}"), &mut buf);
             }
             if reads.stat {
-                let _ = fstatat(dir.as_fd(), fd.to_string().as_str(), AtFlags::empty());
+                let _ = fstatat(dir.as_fd(), name.as_str(), AtFlags::empty());
             }
         }
         if reads.maps {
@@ -283,7 +275,7 @@ pub fn measure(runs: usize) -> Result<Timings> {
     let mut last_report = None;
     for _ in 0..runs {
         let t = Instant::now();
-        last_bare = walk(Reads::NONE)?;
+        last_bare = walk(Reads::default())?;
         bare.push(t.elapsed());
         let t = Instant::now();
         last_report = Some(lsdmabuf_scan()?);
