@@ -83,6 +83,26 @@ pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, validator::pars
     Ok(out)
 }
 
+/// What a walk keeps of the text of a process's `/proc/PID/maps`: its
+/// dma-buf mappings, and the text the model is to read, which is the lines
+/// [`dmabuf_mappings`] parses, or the whole text when one of them does not
+/// parse (the model then reports it with its line number). Both are empty
+/// when the process maps no dma-buf.
+pub fn keep_maps(text: &str) -> (Vec<maps::Mapping>, String) {
+    match dmabuf_mappings(text) {
+        Ok(m) if m.is_empty() => (m, String::new()),
+        Ok(m) => {
+            let mut kept = String::new();
+            for line in text.lines().filter(|l| l.contains(MAPS_NEEDLE)) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+            (m, kept)
+        }
+        Err(_) => (Vec::new(), text.to_string()),
+    }
+}
+
 /// Whether the text of `/proc/PID/stat` is a kernel thread's
 /// (`PF_KTHREAD` in the flags, field 9); `None` when it cannot be parsed.
 pub fn stat_is_kernel_thread(text: &str) -> Option<bool> {
@@ -262,11 +282,12 @@ fn link_name(link: &str) -> Option<String> {
 }
 
 /// The buffer behind one dma-buf fd: its inode number and what is known.
-fn fd_facts(path: &str, fd: &RawFd, warnings: &mut Vec<String>) -> Option<(u64, Facts)> {
+fn fd_facts(pid: i32, fd: &RawFd, warnings: &mut Vec<String>) -> Option<(u64, Facts)> {
+    let path = || format!("/proc/{pid}/fd/{}", fd.fd);
     let info = match fd.fdinfo.as_deref().map(fdinfo::parse_ino_optional) {
         Some(Ok(info)) => Some(info),
         Some(Err(e)) => {
-            warnings.push(format!("{path}: fdinfo: {e}"));
+            warnings.push(format!("{}: fdinfo: {e}", path()));
             None
         }
         None => None,
@@ -275,7 +296,7 @@ fn fd_facts(path: &str, fd: &RawFd, warnings: &mut Vec<String>) -> Option<(u64, 
         (Some(i), _) if i.ino != 0 => i.ino,
         (_, Some(FileStat { ino, .. })) => ino,
         _ => {
-            warnings.push(format!("{path}: no inode number from fdinfo or stat()"));
+            warnings.push(format!("{}: no inode number from fdinfo or stat()", path()));
             return None;
         }
     };
@@ -284,7 +305,7 @@ fn fd_facts(path: &str, fd: &RawFd, warnings: &mut Vec<String>) -> Option<(u64, 
         (Some(d), _) => (d.size, SizeFrom::Fdinfo),
         (None, Some(st)) => (st.size, SizeFrom::Stat),
         (None, None) => {
-            warnings.push(format!("{path}: no size from fdinfo or stat()"));
+            warnings.push(format!("{}: no size from fdinfo or stat()", path()));
             return None;
         }
     };
@@ -322,8 +343,7 @@ impl Analysis {
                     notes.legacy_fds += 1;
                     continue;
                 }
-                let path = format!("/proc/{}/fd/{}", p.pid, fd.fd);
-                let Some((ino, facts)) = fd_facts(&path, fd, &mut notes.warnings) else {
+                let Some((ino, facts)) = fd_facts(p.pid, fd, &mut notes.warnings) else {
                     continue;
                 };
                 // fdinfo beats stat; the first fd's name stands.
@@ -776,5 +796,77 @@ impl Report {
             None => rows.sort_by(tie),
         }
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::RawProcess;
+
+    const MAPS: &str = "\
+55d0c0000000-55d0c0001000 r--p 00000000 fe:01 1234  /usr/bin/app
+7f0000000000-7f0000002000 rw-s 00000000 00:0b 41    /dmabuf:frame
+7f0000002000-7f0000003000 rw-s 00000000 00:01 7     /memfd:x (deleted)
+7f0000003000-7f0000004000 rw-s 00001000 00:0b 42    /dmabuf:
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0     [stack]
+";
+
+    fn raw(maps: &str) -> Raw {
+        Raw {
+            processes: vec![RawProcess {
+                pid: 10,
+                comm: "app".into(),
+                fds: vec![RawFd {
+                    fd: 4,
+                    link: "/dmabuf:frame".into(),
+                    fdinfo: Some(
+                        "pos:\t0\nflags:\t02\nmnt_id:\t11\nino:\t41\nsize:\t8192\ncount:\t2\nexp_name:\tudmabuf\nname:\tframe\n"
+                            .into(),
+                    ),
+                    stat: None,
+                }],
+                maps: maps.into(),
+            }],
+            read: 1,
+            ..Raw::default()
+        }
+    }
+
+    #[test]
+    fn a_walk_keeps_the_lines_of_dmabufs() {
+        let (m, kept) = keep_maps(MAPS);
+        assert_eq!(
+            kept,
+            "7f0000000000-7f0000002000 rw-s 00000000 00:0b 41    /dmabuf:frame\n\
+             7f0000003000-7f0000004000 rw-s 00001000 00:0b 42    /dmabuf:\n"
+        );
+        assert_eq!(m.iter().map(|m| m.inode).collect::<Vec<_>>(), [41, 42]);
+        let (m, kept) = keep_maps("55d0c0000000-55d0c0001000 r--p 00000000 fe:01 1 /a\n");
+        assert!(m.is_empty() && kept.is_empty());
+    }
+
+    #[test]
+    fn kept_lines_give_the_report_of_the_whole_file() {
+        let whole = Analysis::new(&raw(MAPS)).report(&Filter::default());
+        let kept = Analysis::new(&raw(&keep_maps(MAPS).1)).report(&Filter::default());
+        assert_eq!(whole, kept);
+        // The fd's buffer and the mapped-only one, sized by its mapping.
+        assert_eq!(whole.buffers.len(), 2);
+        assert_eq!(whole.totals.size, 8192 + 0x2000);
+        assert!(whole.scan.warnings.is_empty(), "{:?}", whole.scan.warnings);
+    }
+
+    #[test]
+    fn a_bad_line_is_reported_with_its_line_number() {
+        let bad = MAPS.replace("rw-s 00001000 00:0b 42", "rw-s 0000zz00 00:0b 42");
+        let (m, kept) = keep_maps(&bad);
+        assert!(m.is_empty());
+        assert_eq!(kept, bad);
+        let report = Analysis::new(&raw(&kept)).report(&Filter::default());
+        assert_eq!(
+            report.scan.warnings,
+            ["/proc/10/maps: maps line 4: offset `0000zz00` is not a hexadecimal number"]
+        );
     }
 }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! What one walk of /proc read, verbatim, and its text capture.
 //!
-//! [`crate::scan`] fills a [`Raw`] with the text of the files it read and
-//! the errors it met, and decides nothing else; [`crate::model`] makes sense
-//! of it. A capture ([`Raw::to_capture`], [`Raw::from_capture`]) is that same
+//! [`crate::scan`] fills a [`Raw`] with the text of the files it read (of a
+//! maps file, the lines of dma-bufs) and the errors it met, and decides
+//! nothing else; [`crate::model`] makes sense of it. A capture ([`Raw::to_capture`], [`Raw::from_capture`]) is that same
 //! [`Raw`] as text, so that what a real kernel printed can be kept in
 //! `testdata/` and run through the model on any host.
 //!
@@ -63,7 +63,8 @@ pub struct RawProcess {
     pub comm: String,
     /// Its dma-buf fds (those whose link names a dma-buf), in fd order.
     pub fds: Vec<RawFd>,
-    /// The whole of `/proc/PID/maps`; empty when it could not be read.
+    /// The lines of `/proc/PID/maps` that map a dma-buf (the whole file when
+    /// one of those could not be parsed); empty when it could not be read.
     pub maps: String,
 }
 

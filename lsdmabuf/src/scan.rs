@@ -3,11 +3,12 @@
 //!
 //! For every process: read the links of `/proc/PID/fd/*` and, for those that
 //! name a dma-buf, `/proc/PID/fdinfo/N` (and stat() the fd when fdinfo lacks
-//! the inode number, before Linux 5.14); then `/proc/PID/maps`, and
-//! `/proc/PID/comm` of the processes that hold a dma-buf. Then, for buffers
-//! seen only through mappings, debugfs `dma_buf/bufinfo` or
-//! `/proc/PID/map_files` for their size. What cannot be read is recorded with
-//! its errno, never fatal: only /proc itself must be readable.
+//! the inode number, before Linux 5.14); then `/proc/PID/maps`. Of the
+//! processes that hold a dma-buf, by fd or by mapping, it keeps the maps
+//! lines of dma-bufs and reads `/proc/PID/comm`. Then, for buffers seen only
+//! through mappings, debugfs `dma_buf/bufinfo` or `/proc/PID/map_files` for
+//! their size. What cannot be read is recorded with its errno, never fatal:
+//! only /proc itself must be readable.
 //!
 //! Files are read with openat() from one descriptor of /proc and one buffer
 //! reused, and nothing is read that a bare walk of the fd links would not
@@ -269,13 +270,12 @@ impl<'a> Walker<'a> {
         };
         self.raw.read += 1;
         // Most processes hold no dma-buf: keep their maps only as long as it
-        // takes to see that. Unparsable lines are the model's to report.
+        // takes to see that; of the others', what the model reads.
         let text = String::from_utf8_lossy(&self.buf[..n]);
-        let mappings = model::dmabuf_mappings(&text).unwrap_or_default();
-        if fds.is_empty() && mappings.is_empty() {
+        let (mappings, maps) = model::keep_maps(&text);
+        if fds.is_empty() && maps.is_empty() {
             return;
         }
-        let maps = text.into_owned();
         for m in mappings {
             self.mapped
                 .entry(m.inode)
