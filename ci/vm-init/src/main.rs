@@ -24,6 +24,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::termios::tcdrain;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2_stderr, dup2_stdout, execve, fork, ForkResult, Pid};
 
@@ -114,6 +115,9 @@ fn run_commands(args: &[String]) -> i32 {
             result = status;
         }
     }
+    if let Some(out) = &output {
+        let _ = tcdrain(out);
+    }
     result
 }
 
@@ -184,6 +188,9 @@ fn console(line: &str) {
     {
         Ok(mut c) => {
             let _ = c.write_all(msg.as_bytes());
+            // Until the UART has sent it: power_off() stops QEMU at once,
+            // and what the tty still held would never reach the host.
+            let _ = tcdrain(&c);
         }
         Err(_) => {
             let _ = std::io::stdout().write_all(msg.as_bytes());
