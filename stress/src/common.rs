@@ -128,11 +128,13 @@ impl Live {
 
     /// What did not come back, given `margin` objects per cache of noise
     /// (the rest of the guest allocates meanwhile). Inodes and dentries are
-    /// freed after an RCU grace period: it samples again for a few seconds
-    /// before it says so.
+    /// freed after an RCU grace period, and kfree_rcu() drains its batches
+    /// only every 5 s (KFREE_DRAIN_JIFFIES), later on a slow debug kernel:
+    /// it samples again for up to 20 s before it says so. A leak never
+    /// comes back, however long it waits.
     pub fn compare(&self, margin: u64) -> Result<Result<String, String>> {
         let mut problems = Vec::new();
-        for _ in 0..30 {
+        for _ in 0..100 {
             let now = Live::now()?;
             problems.clear();
             if now.fds != self.fds {
