@@ -65,42 +65,54 @@ pub fn fdinfo_ino(fdinfo_text: Option<&str>) -> Option<u64> {
 /// that follows the inode number.
 const MAPS_NEEDLE: &str = " /dmabuf:";
 
-/// The mappings of dma-bufs in the text of `/proc/PID/maps`: lines whose
-/// path is `/dmabuf:NAME` on a pseudo filesystem (major device number 0).
-/// Only those lines are parsed, so that a line of no interest cannot fail
+/// The lines of maps text that may map a dma-buf, with their 1-based
+/// numbers: only those are parsed, so that a line of no interest cannot fail
 /// the whole file.
-pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, validator::parse::ParseError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if !line.contains(MAPS_NEEDLE) {
-            continue;
-        }
-        let m = maps::parse_line(line, i + 1)?;
-        if m.major == 0 && m.pathname.starts_with(LINK_PREFIX) {
-            out.push(m);
-        }
-    }
-    Ok(out)
+fn dmabuf_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| line.contains(MAPS_NEEDLE))
+        .map(|(i, line)| (i + 1, line))
 }
 
-/// What a walk keeps of the text of a process's `/proc/PID/maps`: its
-/// dma-buf mappings, and the text the model is to read, which is the lines
-/// [`dmabuf_mappings`] parses, or the whole text when one of them does not
-/// parse (the model then reports it with its line number). Both are empty
-/// when the process maps no dma-buf.
+/// The mapping on line `n` when it is of a dma-buf: path `/dmabuf:NAME` on
+/// a pseudo filesystem (major device number 0).
+fn dmabuf_mapping(
+    line: &str,
+    n: usize,
+) -> Result<Option<maps::Mapping>, validator::parse::ParseError> {
+    let m = maps::parse_line(line, n)?;
+    Ok((m.major == 0 && m.pathname.starts_with(LINK_PREFIX)).then_some(m))
+}
+
+/// The mappings of dma-bufs in the text of `/proc/PID/maps`.
+pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, validator::parse::ParseError> {
+    dmabuf_lines(text)
+        .filter_map(|(n, line)| dmabuf_mapping(line, n).transpose())
+        .collect()
+}
+
+/// What a walk keeps of the text of a process's `/proc/PID/maps`, in one
+/// pass: its dma-buf mappings, and the text the model is to read, which is
+/// the lines [`dmabuf_mappings`] parses, or the whole text when one of them
+/// does not parse (the model then reports it with its line number). Both
+/// are empty when the process maps no dma-buf.
 pub fn keep_maps(text: &str) -> (Vec<maps::Mapping>, String) {
-    match dmabuf_mappings(text) {
-        Ok(m) if m.is_empty() => (m, String::new()),
-        Ok(m) => {
-            let mut kept = String::new();
-            for line in text.lines().filter(|l| l.contains(MAPS_NEEDLE)) {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-            (m, kept)
+    let mut mappings = Vec::new();
+    let mut kept = String::new();
+    for (n, line) in dmabuf_lines(text) {
+        match dmabuf_mapping(line, n) {
+            Ok(Some(m)) => mappings.push(m),
+            Ok(None) => {}
+            Err(_) => return (Vec::new(), text.to_string()),
         }
-        Err(_) => (Vec::new(), text.to_string()),
+        kept.push_str(line);
+        kept.push('\n');
     }
+    if mappings.is_empty() {
+        kept.clear();
+    }
+    (mappings, kept)
 }
 
 /// Whether the text of `/proc/PID/stat` is a kernel thread's

@@ -3,9 +3,10 @@
 //!
 //! [`crate::scan`] fills a [`Raw`] with the text of the files it read (of a
 //! maps file, the lines of dma-bufs) and the errors it met, and decides
-//! nothing else; [`crate::model`] makes sense of it. A capture ([`Raw::to_capture`], [`Raw::from_capture`]) is that same
-//! [`Raw`] as text, so that what a real kernel printed can be kept in
-//! `testdata/` and run through the model on any host.
+//! nothing else; [`crate::model`] makes sense of it. A capture
+//! ([`Raw::to_capture`], [`Raw::from_capture`]) is that same [`Raw`] as
+//! text, so that what a real kernel printed can be kept in `testdata/` and
+//! run through the model on any host.
 //!
 //! The capture format is line based. A line starting with `== ` opens a
 //! section and says what it is; the lines up to the next `== ` line are the
