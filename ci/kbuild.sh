@@ -5,7 +5,9 @@
 #
 # The content of this file is part of every kernel's key (kbuild_key), so
 # a change here rebuilds every kernel; the CLI around it (ci/kernel) and
-# the tests are not.
+# the tests are not, nor is how the base repository is made (make_base in
+# ci/lib.sh): the base commit it makes, the same on every machine, is in
+# the key.
 
 # The trees, mainline first: the series is developed there, and 6.12 LTS
 # carries its backport.
@@ -100,77 +102,6 @@ kmake() {
 		CCACHE_DIR="$CACHE/ccache" CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 \
 		CCACHE_COMPILERCHECK=content CCACHE_MAXSIZE=20G \
 		make -C "$src" O="$out" "${KMAKE_VARS[@]}" CC="ccache clang-$LLVM_VERSION" "$@"
-}
-
-# The pristine base: the tarball in a bare git repository of the cache
-# whose one commit, tagged with the tree's name, is every file of the
-# tarball. Fixed author, dates and parentage make that commit's id the
-# same on every machine. Made once per machine, in a temporary directory
-# renamed into place when whole.
-make_base() {
-	git -C "$BASE_REPO" rev-parse -q --verify "refs/tags/$BASE_TAG^{commit}" >/dev/null 2>&1 && return 0
-	with_lock "base-$TREE" make_base_locked
-}
-
-make_base_locked() {
-	git -C "$BASE_REPO" rev-parse -q --verify "refs/tags/$BASE_TAG^{commit}" >/dev/null 2>&1 && return 0
-	local tarball tmp sum
-	tarball=$(tree_tarball)
-	[ -r "$tarball" ] || die "$TREE: $tarball not found: run ci/setup (package $SRC_PKG=$SRC_DEB_VERSION), or point $SRC_TARBALL_ENV at a copy of that package's tarball"
-	log "$TREE: checking $tarball"
-	sum=$(sha256sum <"$tarball" | cut -d' ' -f1)
-	[ "$sum" = "$SRC_TARBALL_SHA256" ] ||
-		die "$TREE: $tarball has sha256 $sum, not $SRC_TARBALL_SHA256 (the tarball of $SRC_PKG $SRC_DEB_VERSION)"
-	rm -rf "$BASE_REPO" "$BASE_REPO".tmp.*
-	tmp="$BASE_REPO.tmp.$$"
-	mkdir -p "$tmp/tree"
-	log "$TREE: unpacking $tarball into the machine-wide cache ($BASE_REPO)"
-	tar -xf "$tarball" -C "$tmp/tree" --strip-components=1
-	check_base_version "$tmp/tree"
-	drop_debian_gitignore "$tmp/tree/.gitignore"
-	(
-		cd "$tmp/tree"
-		export GIT_AUTHOR_NAME=base GIT_AUTHOR_EMAIL=base@localhost
-		export GIT_COMMITTER_NAME=base GIT_COMMITTER_EMAIL=base@localhost
-		export GIT_AUTHOR_DATE=2000-01-01T00:00:00Z GIT_COMMITTER_DATE=2000-01-01T00:00:00Z
-		git init -q --bare "$tmp/repo.git"
-		export GIT_DIR="$tmp/repo.git" GIT_WORK_TREE="$tmp/tree"
-		# Every file of the tarball, dot-files too: its .gitignore ignores
-		# '.*' without upstream's list of exceptions (.rustfmt.toml, ...).
-		git add -A -f .
-		local commit
-		commit=$(printf '%s\n\n%s\n' "Linux $LINUX_VERSION ($SRC_PKG $SRC_DEB_VERSION)" \
-			"Tarball-SHA256: $SRC_TARBALL_SHA256" | git commit-tree "$(git write-tree)")
-		git tag "$BASE_TAG" "$commit"
-		git repack -a -d -q
-		git prune
-	)
-	[ -n "$(git -C "$tmp/repo.git" ls-tree "$BASE_TAG" drivers/dma-buf/dma-buf.c)" ] &&
-		[ -n "$(git -C "$tmp/repo.git" ls-tree "$BASE_TAG" .rustfmt.toml)" ] ||
-		die "$TREE: the base commit lacks files of the tarball: is a .gitignore still ignoring them?"
-	rm -rf "$tmp/tree"
-	mv -T "$tmp/repo.git" "$BASE_REPO"
-	rmdir "$tmp"
-	log "$TREE: base $(git -C "$BASE_REPO" rev-parse "$BASE_TAG^{commit}")"
-}
-
-check_base_version() {
-	local mk=$1/Makefile v
-	v=$(awk -F' = ' '/^VERSION =/ { a = $2 } /^PATCHLEVEL =/ { b = $2 }
-		/^SUBLEVEL =/ { c = $2 } /^EXTRAVERSION =/ { d = $2 }
-		END { printf "%s.%s.%s%s", a, b, c, d }' "$mk")
-	[ "$v" = "$LINUX_VERSION" ] || die "$TREE: the tarball is Linux $v, not $LINUX_VERSION"
-}
-
-# Debian's top-level .gitignore ends with a block ('/*' then '!/debian/')
-# that ignores the whole tree; upstream's has no such block.
-drop_debian_gitignore() {
-	local f=$1 n
-	n=$(grep -n '^# Debian packaging' "$f" | cut -d: -f1 || true)
-	[ -n "$n" ] || return 0
-	# The block starts with a '#' line and follows a blank line.
-	head -n $((n - 3)) "$f" >"$f.new"
-	mv "$f.new" "$f"
 }
 
 base_commit() {
