@@ -12,8 +12,16 @@
 //! - the byte `min(N, 127)` written to QEMU's isa-debug-exit port 0xf4, which
 //!   makes QEMU exit at once with status `2 * byte + 1`.
 //!
-//! The commands' standard output and error go to `/dev/ttyS1` when the VM has
-//! a second serial port, so the host keeps them apart from the kernel log.
+//! The commands' standard output and error go to `/dev/ttyS1`, the VM's
+//! second serial port, so the host keeps them apart from the kernel log.
+//! Without it the commands' output would have nowhere to go: vm-init says so
+//! on the console and reports status 125 without running them.
+//!
+//! The statuses vm-init itself gives: 125 when it could not set the VM up
+//! (mounts, open-file limit, the output port), 126 when no command was given
+//! or one could not be started, 127 when a command's program could not be
+//! executed (said on the output port), 128 + K when signal K killed a
+//! command.
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
@@ -34,8 +42,14 @@ const DEBUG_EXIT_PORT: u16 = 0xf4;
 /// Separates two commands on the kernel command line.
 const COMMAND_SEPARATOR: &str = ";;";
 
-/// Where the commands' output goes when the VM has a second serial port.
+/// Where the commands' output goes: the VM's second serial port.
 const OUTPUT_TTY: &str = "/dev/ttyS1";
+
+/// The status vm-init reports when it could not set the VM up.
+const SETUP_FAILED: i32 = 125;
+
+/// The status vm-init reports when it could not start a command.
+const CANNOT_START: i32 = 126;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,7 +57,7 @@ fn main() {
         Ok(()) => run_commands(&args),
         Err(e) => {
             console(&format!("vm-init: setup failed: {e}"));
-            125
+            SETUP_FAILED
         }
     };
     console(&format!("vm-init: exit status {status}"));
@@ -91,14 +105,22 @@ fn run_commands(args: &[String]) -> i32 {
         .collect();
     if commands.is_empty() {
         console("vm-init: no command given after `--` on the kernel command line");
-        return 126;
+        return CANNOT_START;
     }
-    let output = OpenOptions::new()
+    let output = match OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY)
         .open(OUTPUT_TTY)
-        .ok();
+    {
+        Ok(f) => f,
+        Err(e) => {
+            console(&format!(
+                "vm-init: cannot open {OUTPUT_TTY} ({e}): the commands' output has nowhere to go"
+            ));
+            return SETUP_FAILED;
+        }
+    };
     let mut result = 0;
     for (i, command) in commands.iter().enumerate() {
         console(&format!(
@@ -106,7 +128,7 @@ fn run_commands(args: &[String]) -> i32 {
             i + 1,
             command.join(" ")
         ));
-        let status = run(command, output.as_ref());
+        let status = run(command, &output);
         console(&format!(
             "vm-init: command {} exited with status {status}",
             i + 1
@@ -115,15 +137,14 @@ fn run_commands(args: &[String]) -> i32 {
             result = status;
         }
     }
-    if let Some(out) = &output {
-        let _ = tcdrain(out);
-    }
+    // Until the UART has sent the commands' output: see console().
+    let _ = tcdrain(&output);
     result
 }
 
-/// Runs one command, its output on `output` (or init's own console), and
-/// returns its exit status, 128 + the signal number when a signal killed it.
-fn run(command: &[String], output: Option<&File>) -> i32 {
+/// Runs one command, its standard output and error on `output`, and returns
+/// its exit status, 128 + the signal number when a signal killed it.
+fn run(command: &[String], output: &File) -> i32 {
     let path = if command[0].contains('/') {
         command[0].clone()
     } else {
@@ -137,16 +158,14 @@ fn run(command: &[String], output: Option<&File>) -> i32 {
             .collect::<Result<Vec<_>, _>>(),
     ) else {
         console("vm-init: a command argument holds a NUL byte");
-        return 126;
+        return CANNOT_START;
     };
     let env = [c"PATH=/bin", c"HOME=/", c"RUST_BACKTRACE=1"];
     // SAFETY: init is single-threaded, so the child may run any code.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            if let Some(out) = output {
-                let _ = dup2_stdout(out);
-                let _ = dup2_stderr(out);
-            }
+            let _ = dup2_stdout(output);
+            let _ = dup2_stderr(output);
             let e = execve(&path, &argv, &env).unwrap_err();
             eprintln!(
                 "vm-init: cannot run {}: {e}",
@@ -157,7 +176,7 @@ fn run(command: &[String], output: Option<&File>) -> i32 {
         Ok(ForkResult::Parent { child }) => wait_for(child),
         Err(e) => {
             console(&format!("vm-init: fork: {e}"));
-            126
+            CANNOT_START
         }
     }
 }
@@ -171,7 +190,7 @@ fn wait_for(child: Pid) -> i32 {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
                 console(&format!("vm-init: waitpid: {e}"));
-                return 126;
+                return CANNOT_START;
             }
         }
     }
