@@ -14,8 +14,25 @@
 //!
 //! The commands' standard output and error go to `/dev/ttyS1`, the VM's
 //! second serial port, so the host keeps them apart from the kernel log.
-//! Without it the commands' output would have nowhere to go: vm-init says so
-//! on the console and reports status 125 without running them.
+//! Each command's output there is framed by two lines of vm-init's own, TAP
+//! comments, so that the host can tell which command printed which TAP
+//! stream:
+//!
+//! ```text
+//! # vm-init: command 1: validator --count 1000
+//! ...
+//! # vm-init: command 1 exited 0
+//! # vm-init: command 2: dmabuf-stress run
+//! ...
+//! # vm-init: command 2 exited signal 9
+//! ```
+//!
+//! The closing line follows whatever the command wrote last: after output
+//! that does not end in a newline (a command killed mid-line) it runs into
+//! that line, and the host looks for it there too.
+//!
+//! Without `/dev/ttyS1` the commands' output would have nowhere to go: vm-init
+//! says so on the console and reports status 125 without running them.
 //!
 //! The statuses vm-init itself gives: 125 when it could not set the VM up
 //! (mounts, open-file limit, the output port), 126 when no command was given
@@ -97,6 +114,34 @@ fn setup() -> Result<(), String> {
     Ok(())
 }
 
+/// How a command ended.
+#[derive(Clone, Copy)]
+enum Status {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Status {
+    /// The status as a shell gives it: 128 + the signal number for a signal.
+    fn code(self) -> i32 {
+        match self {
+            Status::Exited(code) => code,
+            Status::Signaled(sig) => 128 + sig,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    /// `0`, `1`, ... or `signal 9`: what the output port's last line of a
+    /// command says.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Exited(code) => write!(f, "{code}"),
+            Status::Signaled(sig) => write!(f, "signal {sig}"),
+        }
+    }
+}
+
 /// Runs each command in turn; the result is the first non-zero status.
 fn run_commands(args: &[String]) -> i32 {
     let commands: Vec<&[String]> = args
@@ -123,18 +168,24 @@ fn run_commands(args: &[String]) -> i32 {
     };
     let mut result = 0;
     for (i, command) in commands.iter().enumerate() {
-        console(&format!(
-            "vm-init: command {}: {}",
-            i + 1,
-            command.join(" ")
-        ));
+        let n = i + 1;
+        // One line, whatever the arguments hold.
+        let line = command.join(" ").replace(['\n', '\r'], " ");
+        console(&format!("vm-init: command {n}: {line}"));
+        output_line(&output, &format!("# vm-init: command {n}: {line}"));
         let status = run(command, &output);
-        console(&format!(
-            "vm-init: command {} exited with status {status}",
-            i + 1
-        ));
+        output_line(&output, &format!("# vm-init: command {n} exited {status}"));
+        match status {
+            Status::Exited(code) => {
+                console(&format!("vm-init: command {n} exited with status {code}"))
+            }
+            Status::Signaled(sig) => console(&format!(
+                "vm-init: command {n} exited with status {} (killed by signal {sig})",
+                status.code()
+            )),
+        }
         if result == 0 {
-            result = status;
+            result = status.code();
         }
     }
     // Until the UART has sent the commands' output: see console().
@@ -142,9 +193,14 @@ fn run_commands(args: &[String]) -> i32 {
     result
 }
 
+/// Writes one line of vm-init's own to the commands' output port.
+fn output_line(mut output: &File, line: &str) {
+    let _ = output.write_all(format!("{line}\n").as_bytes());
+}
+
 /// Runs one command, its standard output and error on `output`, and returns
-/// its exit status, 128 + the signal number when a signal killed it.
-fn run(command: &[String], output: &File) -> i32 {
+/// how it ended.
+fn run(command: &[String], output: &File) -> Status {
     let path = if command[0].contains('/') {
         command[0].clone()
     } else {
@@ -158,7 +214,7 @@ fn run(command: &[String], output: &File) -> i32 {
             .collect::<Result<Vec<_>, _>>(),
     ) else {
         console("vm-init: a command argument holds a NUL byte");
-        return CANNOT_START;
+        return Status::Exited(CANNOT_START);
     };
     let env = [c"PATH=/bin", c"HOME=/", c"RUST_BACKTRACE=1"];
     // SAFETY: init is single-threaded, so the child may run any code.
@@ -176,21 +232,23 @@ fn run(command: &[String], output: &File) -> i32 {
         Ok(ForkResult::Parent { child }) => wait_for(child),
         Err(e) => {
             console(&format!("vm-init: fork: {e}"));
-            CANNOT_START
+            Status::Exited(CANNOT_START)
         }
     }
 }
 
 /// Waits for `child`, reaping any orphan that init inherits meanwhile.
-fn wait_for(child: Pid) -> i32 {
+fn wait_for(child: Pid) -> Status {
     loop {
         match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => return code,
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return 128 + sig as i32,
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => return Status::Exited(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                return Status::Signaled(sig as i32)
+            }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
                 console(&format!("vm-init: waitpid: {e}"));
-                return CANNOT_START;
+                return Status::Exited(CANNOT_START);
             }
         }
     }
