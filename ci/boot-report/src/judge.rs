@@ -1,0 +1,521 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The verdict on one VM run, from its console log and its commands' output.
+//!
+//! [`judge`] is a pure function of the two texts and the [`Options`]; the
+//! `boot-report` binary only reads the files and prints the [`Report`].
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::tap::{tap_results, TapResult};
+use crate::{
+    cpus_brought_up, kunit_suites, qemu_status_for, splats, strip_printk_prefix, verdict, Splat,
+    Suite,
+};
+
+/// What the guest's exit status must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// 0: every command passed.
+    #[default]
+    Zero,
+    /// Not 0: the run must fail (a negative control, a fault).
+    Nonzero,
+    /// Anything.
+    Any,
+}
+
+/// What the run must look like, and what the host knows about it.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The kernel variant, named in every message.
+    pub variant: String,
+    /// QEMU's exit status.
+    pub qemu_status: Option<i32>,
+    /// QEMU was killed by the host's timeout, of `timeout` seconds.
+    pub timed_out: bool,
+    pub timeout: u64,
+    /// KUnit suites that must be in the log (and pass).
+    pub require_suites: Vec<String>,
+    pub expect_exit: Expect,
+    /// With [`Expect::Nonzero`]: exactly these checks fail, when not empty.
+    pub expect_failing: Vec<String>,
+    /// The CPUs QEMU gave the guest.
+    pub cpus: Option<u32>,
+}
+
+/// The verdict, and what it was drawn from (written as JSON).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub variant: String,
+    pub suites: Vec<Suite>,
+    pub splats: Vec<Splat>,
+    /// The status vm-init reported.
+    pub verdict: Option<i32>,
+    pub qemu_status: Option<i32>,
+    /// Every in-VM check.
+    pub checks: Vec<TapResult>,
+    /// What was found right, in order (`ok: VARIANT: ...`).
+    pub oks: Vec<String>,
+    /// What was found wrong; the run passed when there is none.
+    pub problems: Vec<String>,
+    pub passed: usize,
+    pub failed: usize,
+}
+
+impl Report {
+    /// Whether the run passed.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// What boot-report prints: `ok:` lines, `FAIL:` lines, the tally.
+    pub fn text(&self) -> String {
+        let v = &self.variant;
+        let mut out = String::new();
+        for ok in &self.oks {
+            out += &format!("ok: {v}: {ok}\n");
+        }
+        for p in &self.problems {
+            out += &format!("FAIL: {v}: {p}\n");
+        }
+        out += &format!(
+            "boot-report: {v}: {} passed, {} failed\n",
+            self.passed, self.failed
+        );
+        out
+    }
+}
+
+/// The tally while judging.
+#[derive(Default)]
+struct Tally {
+    oks: Vec<String>,
+    problems: Vec<String>,
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn pass(&mut self, ok: String) {
+        self.passed += 1;
+        self.oks.push(ok);
+    }
+
+    fn fail(&mut self, problem: String) {
+        self.failed += 1;
+        self.problems.push(problem);
+    }
+}
+
+/// Judges one VM run: `console` is the serial console log, `output` the
+/// commands' output (the guest's second serial port) when the host kept it.
+pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
+    let mut t = Tally::default();
+
+    // KUnit, the kernel crate's doctests among it.
+    let suites = kunit_suites(console);
+    for s in &suites {
+        let unreported = s
+            .planned
+            .unwrap_or(s.cases.len())
+            .saturating_sub(s.cases.len());
+        t.passed += s.passed();
+        t.failed += s.failed().len() + unreported;
+        match s.problem() {
+            Some(p) => t.problems.push(p),
+            None => t.oks.push(format!(
+                "KUnit suite {}: {} passed, {} skipped",
+                s.name,
+                s.passed(),
+                s.skipped()
+            )),
+        }
+    }
+    for want in &o.require_suites {
+        require_suite(want, &suites, &mut t);
+    }
+
+    // Every CPU QEMU was given, brought up: concurrency tests on one CPU
+    // would only interleave, never run in parallel.
+    if let Some(want) = o.cpus {
+        match cpus_brought_up(console) {
+            Some(n) if n == want => t.pass(format!("{n} CPUs brought up")),
+            n => t.fail(format!(
+                "QEMU gave the guest {want} CPUs, but the kernel brought up {}: is CONFIG_ACPI on (QEMU's MP table names the boot CPU only)?",
+                n.map_or("no secondary CPU (no `smp: Brought up` line)".to_string(), |n| n.to_string())
+            )),
+        }
+    }
+
+    // Kernel reports.
+    let found = splats(console);
+    if found.is_empty() {
+        t.pass("no Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic report".into());
+    } else {
+        t.failed += 1;
+        for s in &found {
+            let quote: Vec<String> = s.lines.iter().map(|l| format!("    | {l}")).collect();
+            t.problems
+                .push(format!("kernel {} report:\n{}", s.kind, quote.join("\n")));
+        }
+    }
+
+    // In-VM checks: each one counts, except on a kernel expected to fail,
+    // where the one thing that counts is that it fails as expected.
+    let checks = tap_results(output.unwrap_or_default());
+    let failing: BTreeSet<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    let passed_checks = checks.iter().filter(|c| c.ok).count();
+    if o.expect_exit != Expect::Nonzero {
+        t.passed += passed_checks;
+        for c in checks.iter().filter(|c| !c.ok) {
+            t.fail(format!("in-VM check failed: {}", c.description));
+        }
+    }
+
+    // The guest's verdict: present, agreed by QEMU, and as expected.
+    let guest = verdict(console);
+    match verdict_problem(o, guest, console, output.unwrap_or(""), &failing) {
+        None => {
+            let g = guest.unwrap_or_default();
+            t.pass(match o.expect_exit {
+                Expect::Nonzero => format!(
+                    "the guest failed as expected (status {g}); failing checks: {}",
+                    join(&failing)
+                ),
+                _ => format!("the guest exited {g} ({passed_checks} in-VM checks passed)"),
+            });
+        }
+        Some(p) => t.fail(p),
+    }
+
+    Report {
+        variant: o.variant.clone(),
+        suites,
+        splats: found,
+        verdict: guest,
+        qemu_status: o.qemu_status,
+        checks,
+        oks: t.oks,
+        problems: t.problems,
+        passed: t.passed,
+        failed: t.failed,
+    }
+}
+
+/// `--require-suite NAME`.
+fn require_suite(want: &str, suites: &[Suite], t: &mut Tally) {
+    if !suites.iter().any(|s| s.name == want) {
+        t.fail(format!(
+            "KUnit suite {want} is missing from the log (is CONFIG_KUNIT and the suite's option on?)"
+        ));
+    }
+}
+
+/// Why the guest's verdict is not the expected one, if it is not.
+fn verdict_problem(
+    o: &Options,
+    guest: Option<i32>,
+    console: &str,
+    output: &str,
+    failing: &BTreeSet<&str>,
+) -> Option<String> {
+    if o.timed_out {
+        return Some(format!(
+            "QEMU timed out after {} s; the console log ends with:\n{}",
+            o.timeout,
+            tail(console, 15)
+        ));
+    }
+    let Some(g) = guest else {
+        return Some(format!(
+            "the guest gave no verdict (no `vm-init: exit status` line): the kernel panicked or init never ran; the console log ends with:\n{}",
+            tail(console, 15)
+        ));
+    };
+    if let Some(q) = o.qemu_status {
+        if q != qemu_status_for(g) {
+            return Some(format!(
+                "QEMU exited with status {q}, but the guest reported {g} (QEMU should exit {})",
+                qemu_status_for(g)
+            ));
+        }
+    }
+    let expected: BTreeSet<&str> = o
+        .expect_failing
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    match o.expect_exit {
+        Expect::Zero if g != 0 => Some(format!(
+            "the guest exited with status {g}; its output ends with:\n{}",
+            tail(output, 15)
+        )),
+        Expect::Nonzero if g == 0 => Some("the guest exited 0, but it was expected to fail".into()),
+        Expect::Nonzero if !expected.is_empty() => (*failing != expected).then(|| {
+            format!(
+                "the guest failed (status {g}), but not as expected:\n    expected to fail: {}\n    failed:           {}\n    unexpected:       {}\n    missing:          {}",
+                join(&expected),
+                join(failing),
+                join(&failing.difference(&expected).copied().collect()),
+                join(&expected.difference(failing).copied().collect()),
+            )
+        }),
+        _ => None,
+    }
+}
+
+fn join(set: &BTreeSet<&str>) -> String {
+    if set.is_empty() {
+        "(none)".into()
+    } else {
+        set.iter().copied().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The last `n` lines of `text`, indented for quoting.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.iter().all(|l| l.trim().is_empty()) {
+        return "    (nothing)".into();
+    }
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    | {}", strip_printk_prefix(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The console log of a real boot of the mainline rust kernel that ran
+    /// `validator --count 100 ;; dmabuf-stress security ;; validator
+    /// --list-checks --exporter heap`, and its output port.
+    const CONSOLE: &str = include_str!("../testdata/three-commands-console.log");
+    const OUTPUT: &str = include_str!("../testdata/three-commands-output.txt");
+
+    /// The output of command `n` of the captured run, between vm-init's lines.
+    fn body(n: usize) -> String {
+        let start = format!("# vm-init: command {n}: ");
+        let from = OUTPUT.find(&start).unwrap();
+        let from = from + OUTPUT[from..].find('\n').unwrap() + 1;
+        let to = from + OUTPUT[from..].find("# vm-init: command ").unwrap();
+        OUTPUT[from..to].to_string()
+    }
+
+    /// The validator's output of the captured run with `failing` checks
+    /// failed, as the negative control's output has them.
+    fn validator_failing(failing: &[&str]) -> String {
+        body(1)
+            .lines()
+            .map(|l| match l.split_once(" - ") {
+                Some((ok, rest))
+                    if ok.starts_with("ok ")
+                        && failing.iter().any(|f| rest.starts_with(&format!("{f}:"))) =>
+                {
+                    format!("not {ok} - {rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    }
+
+    /// The captured console up to vm-init's first line, then vm-init's lines
+    /// for `commands` (ARGV, status), then the verdict, when there is one.
+    fn console(commands: &[(&str, i32)], verdict: Option<i32>) -> String {
+        let mut s = CONSOLE[..CONSOLE.find("vm-init: command 1:").unwrap()].to_string();
+        for (i, (argv, status)) in commands.iter().enumerate() {
+            let n = i + 1;
+            s += &format!(
+                "vm-init: command {n}: {argv}\r\n\r\nvm-init: command {n} exited with status {status}\r\n\r\n"
+            );
+        }
+        if let Some(v) = verdict {
+            s += &format!("vm-init: exit status {v}\r\n");
+        }
+        s
+    }
+
+    /// An output port holding `sections` (ARGV, output, exit) as vm-init
+    /// frames them.
+    fn output(sections: &[(&str, &str, &str)]) -> String {
+        let mut s = String::new();
+        for (i, (argv, body, exited)) in sections.iter().enumerate() {
+            let n = i + 1;
+            s += &format!(
+                "# vm-init: command {n}: {argv}\n{body}# vm-init: command {n} exited {exited}\n"
+            );
+        }
+        s
+    }
+
+    /// The options of ci/vm's runs: two CPUs, QEMU's status agreeing with
+    /// the guest's `status`.
+    fn options(status: i32) -> Options {
+        Options {
+            variant: "v7.3-rc7/rust".into(),
+            qemu_status: Some(qemu_status_for(status)),
+            timeout: 300,
+            cpus: Some(2),
+            ..Options::default()
+        }
+    }
+
+    fn negative(status: i32, failing: &[&str]) -> Options {
+        Options {
+            expect_exit: Expect::Nonzero,
+            expect_failing: failing.iter().map(|s| s.to_string()).collect(),
+            ..options(status)
+        }
+    }
+
+    /// Runs `judge` and returns its problems, each checked to be in the text.
+    fn problems(console: &str, output: &str, o: &Options) -> Vec<String> {
+        let r = judge(console, Some(output), o);
+        let text = r.text();
+        for p in &r.problems {
+            assert!(text.contains(&format!("FAIL: v7.3-rc7/rust: {p}\n")));
+        }
+        assert!(text.ends_with(&format!(
+            "boot-report: v7.3-rc7/rust: {} passed, {} failed\n",
+            r.passed, r.failed
+        )));
+        assert_eq!(r.ok(), r.problems.is_empty());
+        r.problems
+    }
+
+    /// `problems` for one expected problem, which must contain `want`.
+    fn one_problem(console: &str, output: &str, o: &Options, want: &str) {
+        let p = problems(console, output, o);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].contains(want), "{}\n  does not contain\n{want}", p[0]);
+    }
+
+    #[test]
+    fn a_real_run_passes() {
+        let o = Options {
+            require_suites: vec!["rust_doctests_kernel".into()],
+            ..options(0)
+        };
+        let r = judge(CONSOLE, Some(OUTPUT), &o);
+        assert!(r.ok(), "{:#?}", r.problems);
+        assert_eq!(r.verdict, Some(0));
+        assert_eq!(r.checks.len(), 69);
+        // 365 KUnit cases, 69 checks; the CPUs, no splat, the verdict.
+        assert_eq!((r.passed, r.failed), (365 + 69 + 3, 0));
+        let text = r.text();
+        assert!(text.contains("ok: v7.3-rc7/rust: the guest exited 0 (69 in-VM checks passed)\n"));
+    }
+
+    #[test]
+    fn a_failed_check_fails_a_run_expected_to_pass() {
+        let out = output(&[(
+            "validator --count 100",
+            &validator_failing(&["heap.st_size"]),
+            "1",
+        )]);
+        let p = problems(
+            &console(&[("validator --count 100", 1)], Some(1)),
+            &out,
+            &options(1),
+        );
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0].starts_with("in-VM check failed: - heap.st_size: "));
+        assert!(p[1].starts_with("the guest exited with status 1; its output ends with:\n"));
+    }
+
+    #[test]
+    fn an_expected_failure_with_the_exact_set_passes() {
+        let failing = ["udmabuf.st_ino_unique", "heap.st_ino_unique"];
+        let out = output(&[("validator --count 100", &validator_failing(&failing), "1")]);
+        let con = console(&[("validator --count 100", 1)], Some(1));
+        let r = judge(&con, Some(&out), &negative(1, &failing));
+        assert!(r.ok(), "{:#?}", r.problems);
+        assert!(r.text().contains(
+            "ok: v7.3-rc7/rust: the guest failed as expected (status 1); failing checks: heap.st_ino_unique, udmabuf.st_ino_unique\n"
+        ));
+    }
+
+    #[test]
+    fn extra_and_missing_failures_fail() {
+        let out = output(&[(
+            "validator --count 100",
+            &validator_failing(&["udmabuf.st_ino_unique", "heap.st_ino_unique"]),
+            "1",
+        )]);
+        let con = console(&[("validator --count 100", 1)], Some(1));
+        one_problem(
+            &con,
+            &out,
+            &negative(1, &["udmabuf.st_ino_unique", "udmabuf.st_size"]),
+            "the guest failed (status 1), but not as expected:\n    \
+             expected to fail: udmabuf.st_ino_unique, udmabuf.st_size\n    \
+             failed:           heap.st_ino_unique, udmabuf.st_ino_unique\n    \
+             unexpected:       heap.st_ino_unique\n    \
+             missing:          udmabuf.st_size",
+        );
+        // A kernel expected to fail that passes.
+        let out = output(&[("validator --count 100", &body(1), "0")]);
+        one_problem(
+            &console(&[("validator --count 100", 0)], Some(0)),
+            &out,
+            &negative(0, &["udmabuf.st_ino_unique"]),
+            "the guest exited 0, but it was expected to fail",
+        );
+    }
+
+    #[test]
+    fn a_timeout_fails() {
+        // QEMU killed while the validator ran: no verdict, the stream cut.
+        let cut = body(1)[..body(1).find("ok 41 ").unwrap()].to_string();
+        let mut out = output(&[("validator --count 100", &cut, "0")]);
+        out.truncate(out.find("# vm-init: command 1 exited").unwrap());
+        let mut con = console(&[], None);
+        con += "vm-init: command 1: validator --count 100\r\n";
+        let o = Options {
+            timed_out: true,
+            qemu_status: Some(124),
+            ..options(0)
+        };
+        let p = problems(&con, &out, &o);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("QEMU timed out after 300 s; the console log ends with:\n"));
+        assert!(p[0].ends_with("    | vm-init: command 1: validator --count 100"));
+    }
+
+    #[test]
+    fn no_verdict_fails() {
+        let con = format!(
+            "{}Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\r\n",
+            console(&[], None)
+        );
+        let p = problems(&con, "", &options(0));
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0].starts_with("kernel panic report:\n    | Kernel panic - not syncing"));
+        assert!(p[1].starts_with("the guest gave no verdict (no `vm-init: exit status` line)"));
+    }
+
+    #[test]
+    fn qemu_disagreeing_with_the_guest_fails() {
+        let out = output(&[("validator --count 100", &body(1), "0")]);
+        let o = Options {
+            qemu_status: Some(3),
+            ..options(0)
+        };
+        one_problem(
+            &console(&[("validator --count 100", 0)], Some(0)),
+            &out,
+            &o,
+            "QEMU exited with status 3, but the guest reported 0 (QEMU should exit 1)",
+        );
+    }
+}
