@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::tap::{tap_results, TapResult};
+use crate::tap::{self, Section, TapResult};
 use crate::{
     cpus_brought_up, kunit_suites, qemu_status_for, splats, strip_printk_prefix, verdict, Splat,
     Suite,
@@ -55,7 +55,11 @@ pub struct Report {
     /// The status vm-init reported.
     pub verdict: Option<i32>,
     pub qemu_status: Option<i32>,
-    /// Every in-VM check.
+    /// The commands' output, one section per command.
+    pub sections: Vec<Section>,
+    /// Sections without any TAP (a tool that prints none): not judged.
+    pub sections_without_tap: usize,
+    /// Every in-VM check, of every section.
     pub checks: Vec<TapResult>,
     /// What was found right, in order (`ok: VARIANT: ...`).
     pub oks: Vec<String>,
@@ -110,6 +114,16 @@ impl Tally {
     }
 }
 
+/// The console lines with which vm-init says it could not do its job.
+const VM_INIT_FAILURES: &[&str] = &[
+    "vm-init: setup failed: ",
+    "vm-init: cannot open ",
+    "vm-init: no command given",
+    "vm-init: a command argument holds a NUL byte",
+    "vm-init: fork: ",
+    "vm-init: waitpid: ",
+];
+
 /// Judges one VM run: `console` is the serial console log, `output` the
 /// commands' output (the guest's second serial port) when the host kept it.
 pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
@@ -163,19 +177,46 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         }
     }
 
+    // vm-init could not set the guest up or start a command: whatever the
+    // exit status, the commands did not run as asked.
+    for line in console.lines().map(strip_printk_prefix).map(str::trim) {
+        if VM_INIT_FAILURES.iter().any(|p| line.starts_with(p)) {
+            t.fail(format!("the guest's init failed: {line}"));
+        }
+    }
+
+    // The commands' output: each command's TAP stream whole, on a run
+    // expected to fail as much as on any other.
+    let sections = output.map(tap::sections).unwrap_or_default();
+    if output.is_some() {
+        commands_have_output(console, &sections, &mut t);
+    }
+    for s in &sections {
+        judge_section(s, &mut t);
+    }
+
     // In-VM checks: each one counts, except on a kernel expected to fail,
     // where the one thing that counts is that it fails as expected.
-    let checks = tap_results(output.unwrap_or_default());
+    let checks: Vec<TapResult> = sections
+        .iter()
+        .flat_map(|s| s.tap.results.iter().cloned())
+        .collect();
     let failing: BTreeSet<&str> = checks
         .iter()
-        .filter(|c| !c.ok)
+        .filter(|c| c.failed())
         .map(|c| c.name.as_str())
         .collect();
-    let passed_checks = checks.iter().filter(|c| c.ok).count();
+    let passed_checks = checks.iter().filter(|c| c.passed()).count();
     if o.expect_exit != Expect::Nonzero {
         t.passed += passed_checks;
-        for c in checks.iter().filter(|c| !c.ok) {
-            t.fail(format!("in-VM check failed: {}", c.description));
+        for s in &sections {
+            for c in s.tap.results.iter().filter(|c| c.failed()) {
+                t.fail(format!(
+                    "in-VM check failed: {}: {}",
+                    s.label(),
+                    c.description
+                ));
+            }
         }
     }
 
@@ -201,6 +242,8 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         splats: found,
         verdict: guest,
         qemu_status: o.qemu_status,
+        sections_without_tap: sections.iter().filter(|s| !s.tap.is_tap()).count(),
+        sections,
         checks,
         oks: t.oks,
         problems: t.problems,
@@ -215,6 +258,73 @@ fn require_suite(want: &str, suites: &[Suite], t: &mut Tally) {
         t.fail(format!(
             "KUnit suite {want} is missing from the log (is CONFIG_KUNIT and the suite's option on?)"
         ));
+    }
+}
+
+/// The commands vm-init announced on the console (`vm-init: command N:
+/// ARGV`), and whether each ended (`vm-init: command N exited ...`).
+fn console_commands(console: &str) -> Vec<(usize, String, bool)> {
+    let mut commands: Vec<(usize, String, bool)> = Vec::new();
+    for line in console.lines().map(strip_printk_prefix) {
+        let Some(rest) = line.trim().strip_prefix("vm-init: command ") else {
+            continue;
+        };
+        let Some((n, rest)) = rest.split_once([':', ' ']) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<usize>() else {
+            continue;
+        };
+        if line.trim().starts_with(&format!("vm-init: command {n}: ")) {
+            commands.push((n, rest.trim().to_string(), false));
+        } else if rest.starts_with("exited") {
+            if let Some(c) = commands.iter_mut().find(|c| c.0 == n) {
+                c.2 = true;
+            }
+        }
+    }
+    commands
+}
+
+/// Every command the console says ran has its section in the output, and
+/// every command that ended has vm-init's closing line there: otherwise
+/// the output port lost part of the output, and what is missing could be
+/// anything.
+fn commands_have_output(console: &str, sections: &[Section], t: &mut Tally) {
+    for (n, argv, ended) in console_commands(console) {
+        match sections.iter().find(|s| s.command == Some(n)) {
+            None => t.fail(format!(
+                "command {n} ({argv}) ran, the console says, but the output has no `# vm-init: command {n}:` line: the output port lost it (or the guest's /init is not this tree's vm-init)"
+            )),
+            Some(s) if ended && s.exited.is_none() => t.fail(format!(
+                "{}: the command ended, the console says, but the output has no `# vm-init: command {n} exited` line: the output port lost the end of its output",
+                s.label()
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+/// One section: vm-init's lines in it, its TAP stream whole.
+fn judge_section(s: &Section, t: &mut Tally) {
+    let label = s.label();
+    for line in &s.vm_init_lines {
+        t.fail(format!("{label}: {line}"));
+    }
+    if !s.tap.is_tap() {
+        return;
+    }
+    let problems = s.tap.problems();
+    if problems.is_empty() {
+        t.pass(format!(
+            "{label}: all {} planned checks reported: {} passed, {} failed",
+            s.tap.results.len(),
+            s.tap.passed(),
+            s.tap.failed()
+        ));
+    }
+    for p in problems {
+        t.fail(format!("{label}: {p}"));
     }
 }
 
@@ -302,6 +412,32 @@ mod tests {
     /// --list-checks --exporter heap`, and its output port.
     const CONSOLE: &str = include_str!("../testdata/three-commands-console.log");
     const OUTPUT: &str = include_str!("../testdata/three-commands-output.txt");
+
+    /// What the kselftest harness prints for the series' dmabuf-stat (cut
+    /// down to four tests).
+    const KSELFTEST: &str = "\
+TAP version 13
+1..4
+# Starting 4 tests from 2 test cases.
+#  RUN           dmabuf.udmabuf.st_ino_nonzero ...
+#            OK  dmabuf.udmabuf.st_ino_nonzero
+ok 1 dmabuf.udmabuf.st_ino_nonzero
+#  RUN           dmabuf.udmabuf.st_ino_unique ...
+# dmabuf-stat.c:485:st_ino_unique:Expected ino[i] (1) != ino[j] (1)
+# st_ino_unique: Test terminated by assertion
+#          FAIL  dmabuf.udmabuf.st_ino_unique
+not ok 2 dmabuf.udmabuf.st_ino_unique
+#  RUN           dmabuf.system_heap.st_ino_nonzero ...
+#            OK  dmabuf.system_heap.st_ino_nonzero
+ok 3 dmabuf.system_heap.st_ino_nonzero
+#  RUN           dmabuf.system_heap.st_ino_unique ...
+# dmabuf-stat.c:485:st_ino_unique:Expected ino[i] (1) != ino[j] (1)
+# st_ino_unique: Test terminated by assertion
+#          FAIL  dmabuf.system_heap.st_ino_unique
+not ok 4 dmabuf.system_heap.st_ino_unique
+# FAILED: 2 / 4 tests passed.
+# Totals: pass:2 fail:2 xfail:0 xpass:0 skip:0 error:0
+";
 
     /// The output of command `n` of the captured run, between vm-init's lines.
     fn body(n: usize) -> String {
@@ -409,10 +545,15 @@ mod tests {
         let r = judge(CONSOLE, Some(OUTPUT), &o);
         assert!(r.ok(), "{:#?}", r.problems);
         assert_eq!(r.verdict, Some(0));
+        assert_eq!(r.sections.len(), 3);
+        // `validator --list-checks` prints no TAP: counted, not judged.
+        assert_eq!(r.sections_without_tap, 1);
         assert_eq!(r.checks.len(), 69);
-        // 365 KUnit cases, 69 checks; the CPUs, no splat, the verdict.
-        assert_eq!((r.passed, r.failed), (365 + 69 + 3, 0));
+        // 365 KUnit cases, 69 checks; the CPUs, no splat, two whole streams,
+        // the verdict.
+        assert_eq!((r.passed, r.failed), (365 + 69 + 5, 0));
         let text = r.text();
+        assert!(text.contains("ok: v7.3-rc7/rust: validator (command 1): all 65 planned checks reported: 65 passed, 0 failed\n"));
         assert!(text.contains("ok: v7.3-rc7/rust: the guest exited 0 (69 in-VM checks passed)\n"));
     }
 
@@ -429,7 +570,7 @@ mod tests {
             &options(1),
         );
         assert_eq!(p.len(), 2, "{p:#?}");
-        assert!(p[0].starts_with("in-VM check failed: - heap.st_size: "));
+        assert!(p[0].starts_with("in-VM check failed: validator (command 1): - heap.st_size: "));
         assert!(p[1].starts_with("the guest exited with status 1; its output ends with:\n"));
     }
 
@@ -474,6 +615,34 @@ mod tests {
     }
 
     #[test]
+    fn names_of_the_kselftest_and_the_validator_coexist() {
+        let out = output(&[
+            (
+                "validator --count 100",
+                &validator_failing(&["udmabuf.st_ino_unique", "heap.st_ino_unique"]),
+                "1",
+            ),
+            ("dmabuf-stat", KSELFTEST, "1"),
+        ]);
+        let con = console(&[("validator --count 100", 1), ("dmabuf-stat", 1)], Some(1));
+        let all = [
+            "udmabuf.st_ino_unique",
+            "heap.st_ino_unique",
+            "dmabuf.udmabuf.st_ino_unique",
+            "dmabuf.system_heap.st_ino_unique",
+        ];
+        let r = judge(&con, Some(&out), &negative(1, &all));
+        assert!(r.ok(), "{:#?}", r.problems);
+        // Without the kselftest's names the set is not the one expected.
+        one_problem(
+            &con,
+            &out,
+            &negative(1, &all[..2]),
+            "unexpected:       dmabuf.system_heap.st_ino_unique, dmabuf.udmabuf.st_ino_unique",
+        );
+    }
+
+    #[test]
     fn a_timeout_fails() {
         // QEMU killed while the validator ran: no verdict, the stream cut.
         let cut = body(1)[..body(1).find("ok 41 ").unwrap()].to_string();
@@ -487,9 +656,12 @@ mod tests {
             ..options(0)
         };
         let p = problems(&con, &out, &o);
-        assert_eq!(p.len(), 1, "{p:#?}");
-        assert!(p[0].starts_with("QEMU timed out after 300 s; the console log ends with:\n"));
-        assert!(p[0].ends_with("    | vm-init: command 1: validator --count 100"));
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0].starts_with(
+            "validator (command 1): planned 65 checks but reported 40: the run stopped early (the last: `ok 40 - "
+        ));
+        assert!(p[1].starts_with("QEMU timed out after 300 s; the console log ends with:\n"));
+        assert!(p[1].ends_with("    | vm-init: command 1: validator --count 100"));
     }
 
     #[test]
@@ -516,6 +688,126 @@ mod tests {
             &out,
             &o,
             "QEMU exited with status 3, but the guest reported 0 (QEMU should exit 1)",
+        );
+    }
+
+    #[test]
+    fn a_plan_shorter_than_the_results_fails() {
+        let out = output(&[(
+            "validator --count 100",
+            &body(1).replacen("1..65\n", "1..63\n", 1),
+            "0",
+        )]);
+        one_problem(
+            &console(&[("validator --count 100", 0)], Some(0)),
+            &out,
+            &options(0),
+            "validator (command 1): planned 63 checks but reported 65",
+        );
+    }
+
+    #[test]
+    fn results_without_a_plan_fail_even_when_expected_to_fail() {
+        // dmabuf-stress prints its plan last: cut before it, as when the
+        // output port loses the end, the stream has results and no plan.
+        let b = body(2);
+        let cut = &b[..b.find("1..4").unwrap()];
+        let out = output(&[("dmabuf-stress security", cut, "1")]);
+        let con = console(&[("dmabuf-stress security", 1)], Some(1));
+        one_problem(
+            &con,
+            &out,
+            &negative(1, &[]),
+            "dmabuf-stress security (command 1): 4 results but no plan line `1..N`: the stream was cut short (the last: `ok 4 - security.heap.own_buffer`)",
+        );
+    }
+
+    #[test]
+    fn a_truncated_run_does_not_fail_as_expected() {
+        // The expected checks failed, then the validator stopped.
+        let failing = ["udmabuf.st_ino_unique"];
+        let full = validator_failing(&failing);
+        let cut = &full[..full.find("ok 41 ").unwrap()];
+        let out = output(&[("validator --count 100", cut, "signal 9")]);
+        let con = console(&[("validator --count 100", 137)], Some(137));
+        one_problem(
+            &con,
+            &out,
+            &negative(137, &failing),
+            "validator (command 1): planned 65 checks but reported 40: the run stopped early",
+        );
+    }
+
+    #[test]
+    fn a_bail_out_fails() {
+        let bail = "TAP version 14\nBail out! the validator cannot run here: /dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)\nvalidator: /dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)\n";
+        let out = output(&[("validator --count 100", bail, "2")]);
+        let con = console(&[("validator --count 100", 2)], Some(2));
+        one_problem(
+            &con,
+            &out,
+            &negative(2, &[]),
+            "validator (command 1): bailed out: `Bail out! the validator cannot run here: /dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)`",
+        );
+    }
+
+    #[test]
+    fn a_missing_output_port_fails_even_when_expected_to_fail() {
+        let con = format!(
+            "{}vm-init: cannot open /dev/ttyS1 (Input/output error (os error 5)): the commands' output has nowhere to go\r\n\r\nvm-init: exit status 125\r\n",
+            console(&[], None)
+        );
+        for o in [options(125), negative(125, &[])] {
+            let p = problems(&con, "", &o);
+            assert!(
+                p[0] == "the guest's init failed: vm-init: cannot open /dev/ttyS1 (Input/output error (os error 5)): the commands' output has nowhere to go",
+                "{p:#?}"
+            );
+            assert_eq!(p.len(), if o.expect_exit == Expect::Zero { 2 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn output_lost_by_the_port_fails() {
+        let con = console(
+            &[("validator --count 100", 0), ("dmabuf-stress security", 0)],
+            Some(0),
+        );
+        // The second command's section is missing.
+        let out = output(&[("validator --count 100", &body(1), "0")]);
+        one_problem(
+            &con,
+            &out,
+            &options(0),
+            "command 2 (dmabuf-stress security) ran, the console says, but the output has no `# vm-init: command 2:` line",
+        );
+        // Its end is missing.
+        let mut out = output(&[
+            ("validator --count 100", &body(1), "0"),
+            ("dmabuf-stress security", &body(2), "0"),
+        ]);
+        out.truncate(out.find("# vm-init: command 2 exited").unwrap());
+        one_problem(
+            &con,
+            &out,
+            &options(0),
+            "dmabuf-stress security (command 2): the command ended, the console says, but the output has no `# vm-init: command 2 exited` line",
+        );
+    }
+
+    #[test]
+    fn a_command_that_cannot_run_fails() {
+        let out = output(&[(
+            "lsdmabuf-vmtest",
+            "vm-init: cannot run /bin/lsdmabuf-vmtest: ENOENT: No such file or directory\n",
+            "127",
+        )]);
+        let con = console(&[("lsdmabuf-vmtest", 127)], Some(127));
+        one_problem(
+            &con,
+            &out,
+            &negative(127, &[]),
+            "lsdmabuf-vmtest (command 1): vm-init: cannot run /bin/lsdmabuf-vmtest: ENOENT",
         );
     }
 }

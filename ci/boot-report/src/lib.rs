@@ -9,8 +9,8 @@
 //! - [`splats`]: every Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic
 //!   report, with the lines that belong to it;
 //! - [`verdict`]: the status vm-init reported for the commands it ran;
-//! - [`tap`]: the top-level `ok`/`not ok` lines of the commands' TAP
-//!   output;
+//! - [`tap`]: the commands' output, cut into one section per command, and
+//!   the TAP stream of each;
 //! - [`judge`]: the verdict on a whole run, from all of the above.
 
 pub mod buildlog;

@@ -20,8 +20,24 @@ use clap::Parser;
 /// failed or a suite did not finish; a required suite is missing; the
 /// kernel printed an Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic
 /// report; the kernel brought up fewer CPUs than QEMU gave it; QEMU timed
-/// out; the guest gave no verdict, or QEMU's status disagrees with it; the
-/// guest's exit status is not the one expected.
+/// out; the guest gave no verdict, or QEMU's status disagrees with it;
+/// vm-init could not set the guest up (no /dev/ttyS1, for one) or start a
+/// command; the guest's exit status is not the one expected.
+///
+/// The output is cut into one section per command at vm-init's lines
+/// `# vm-init: command N: ARGV` and `# vm-init: command N exited S`. The
+/// tool of a section is the basename of argv[0], followed by a space and
+/// argv[1] when that is a subcommand: a word of a letter, then letters,
+/// digits, `-` or `_` (`validator --count 100` is `validator`,
+/// `dmabuf-stress fail-nth` is `dmabuf-stress fail-nth`, `dmabuf-stat -v
+/// udmabuf` is `dmabuf-stat`).
+///
+/// Each section's TAP stream must be whole, on a run expected to fail too:
+/// one plan line `1..N`, before the first result or after the last, exactly
+/// N top-level `ok`/`not ok` results, numbered 1 to N in order where
+/// numbered, none after a closing plan, and no `Bail out!`. A section with
+/// no TAP at all (no `TAP version` line, no plan, no result) is not judged:
+/// that tool prints none.
 ///
 /// A check's name is the first word of its result's description, without
 /// a leading `- ` or a trailing `:`: `ok 3 - udmabuf.st_size: ...` (the
@@ -36,7 +52,8 @@ struct Args {
     /// The serial console log (kernel messages and vm-init's lines).
     #[arg(long)]
     console: PathBuf,
-    /// The commands' output (the guest's second serial port), TAP.
+    /// The commands' output (the guest's second serial port): vm-init's
+    /// sections, each a TAP stream or no TAP at all.
     #[arg(long)]
     output: Option<PathBuf>,
     /// QEMU's exit status.

@@ -1,14 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The commands' output: TAP results.
+//! The commands' output: vm-init's sections, and the TAP stream of each.
 //!
-//! [`tap_results`] reads the top-level `ok`/`not ok` lines of a TAP stream,
-//! with their numbers and their `SKIP` and `TODO` directives, and
-//! [`check_name`] names the check of each.
+//! vm-init frames each command's output on the guest's output port with two
+//! lines of its own:
+//!
+//! ```text
+//! # vm-init: command 1: validator --count 1000
+//! TAP version 14
+//! 1..65
+//! ok 1 - udmabuf.st_ino_nonzero: 1000 buffers, st_ino 1 to 1000
+//! ...
+//! # vm-init: command 1 exited 0
+//! ```
+//!
+//! [`sections`] cuts the output there, and [`Tap::parse`] reads the TAP
+//! stream of one section: its version line, its plan (`1..N`, before the
+//! first result or after the last), its top-level `ok`/`not ok` results with
+//! their `SKIP` and `TODO` directives, and a `Bail out!`.
 
 use serde::Serialize;
 
+/// What starts each of vm-init's lines on the output port.
+const MARK: &str = "# vm-init: command ";
+
 /// A `SKIP` or `TODO` directive: the check did not run, or is not meant to
-/// pass yet. Either way it is no pass.
+/// pass yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skip {
     /// `SKIP` or `TODO`.
@@ -31,6 +47,16 @@ pub struct TapResult {
     /// The line as the tool printed it, for quoting.
     #[serde(skip)]
     pub line: String,
+}
+
+impl TapResult {
+    pub fn passed(&self) -> bool {
+        self.ok
+    }
+
+    pub fn failed(&self) -> bool {
+        !self.ok
+    }
 }
 
 /// `rest` when `line` is `word`, or `word` and whitespace and `rest`.
@@ -112,19 +138,332 @@ pub fn check_name(description: &str) -> &str {
     word.strip_suffix(':').unwrap_or(word)
 }
 
-/// The top-level `ok`/`not ok` lines of a TAP stream; indented (nested)
-/// results and diagnostics are not counted.
-pub fn tap_results(text: &str) -> Vec<TapResult> {
-    text.lines()
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| !l.starts_with([' ', '\t']))
-        .filter_map(parse_result)
-        .collect()
+/// A plan line, `1..N`, maybe with a directive (`1..0 # SKIP no device`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// N: the results the stream promises.
+    pub count: usize,
+    /// How many results came before it: 0 for a plan at the start.
+    pub after_results: usize,
+    /// A `SKIP` directive: the tool ran none of its checks.
+    pub skip: Option<Skip>,
+    #[serde(skip)]
+    pub line: String,
+}
+
+fn parse_plan(line: &str, after_results: usize) -> Option<Plan> {
+    let rest = line.strip_prefix("1..")?;
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let count = rest[..digits].parse().ok()?;
+    let rest = &rest[digits..];
+    if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+        return None;
+    }
+    Some(Plan {
+        count,
+        after_results,
+        skip: split_directive(rest).1,
+        line: line.to_string(),
+    })
+}
+
+/// The TAP stream of one command: its top-level lines only; indented lines
+/// (subtests, diagnostics) and comments do not count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tap {
+    /// The `TAP version N` (or `KTAP version N`) line.
+    pub version: Option<String>,
+    /// Every plan line; a whole stream has exactly one.
+    pub plans: Vec<Plan>,
+    pub results: Vec<TapResult>,
+    /// The first `Bail out!` line.
+    pub bail_out: Option<String>,
+}
+
+impl Tap {
+    /// Reads the TAP of `lines`, one command's output.
+    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Tap {
+        let mut tap = Tap::default();
+        for line in lines {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim_start().starts_with("Bail out!") {
+                tap.bail_out.get_or_insert_with(|| line.trim().to_string());
+            } else if line.starts_with([' ', '\t']) {
+                continue;
+            } else if line.starts_with("TAP version ") || line.starts_with("KTAP version ") {
+                tap.version.get_or_insert_with(|| line.to_string());
+            } else if let Some(plan) = parse_plan(line, tap.results.len()) {
+                tap.plans.push(plan);
+            } else if let Some(result) = parse_result(line) {
+                tap.results.push(result);
+            }
+        }
+        tap
+    }
+
+    /// Whether the output holds TAP at all: a version line, a plan, a
+    /// result or a `Bail out!`.
+    pub fn is_tap(&self) -> bool {
+        self.version.is_some()
+            || !self.plans.is_empty()
+            || !self.results.is_empty()
+            || self.bail_out.is_some()
+    }
+
+    /// The plan's N, when the stream has exactly one plan.
+    pub fn planned(&self) -> Option<usize> {
+        match self.plans.as_slice() {
+            [plan] => Some(plan.count),
+            _ => None,
+        }
+    }
+
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.passed()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|r| r.failed()).count()
+    }
+
+    /// Why the stream is not whole, if it is not: a `Bail out!`; results
+    /// without a plan; more than one plan; results after a closing plan;
+    /// fewer or more results than planned; a result numbered out of order.
+    /// Failed checks are not the stream's problem.
+    pub fn problems(&self) -> Vec<String> {
+        if let Some(b) = &self.bail_out {
+            return vec![format!("bailed out: `{b}`")];
+        }
+        let mut problems = Vec::new();
+        let n = self.results.len();
+        let last = match self.results.last() {
+            Some(r) => format!(" (the last: `{}`)", r.line),
+            None => String::new(),
+        };
+        match self.plans.as_slice() {
+            [] if n > 0 => problems.push(format!(
+                "{n} results but no plan line `1..N`: the stream was cut short{last}"
+            )),
+            [] => problems.push("a `TAP version` line but no plan and no result".to_string()),
+            [plan] => {
+                if plan.after_results != 0 && plan.after_results != n {
+                    problems.push(format!(
+                        "{} results after the closing plan `{}`",
+                        n - plan.after_results,
+                        plan.line
+                    ));
+                }
+                if plan.count > n {
+                    problems.push(format!(
+                        "planned {} checks but reported {n}: the run stopped early{last}",
+                        plan.count
+                    ));
+                } else if plan.count < n {
+                    problems.push(format!("planned {} checks but reported {n}", plan.count));
+                }
+            }
+            plans => problems.push(format!(
+                "{} plan lines ({}): a stream has one",
+                plans.len(),
+                plans
+                    .iter()
+                    .map(|p| format!("`{}`", p.line))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+        let misnumbered = self
+            .results
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.number.is_some_and(|num| num != i + 1));
+        if let Some((i, r)) = misnumbered {
+            problems.push(format!(
+                "result {} is numbered out of order: `{}`",
+                i + 1,
+                r.line
+            ));
+        }
+        problems
+    }
+}
+
+/// One command's part of the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    /// N of vm-init's `# vm-init: command N: ARGV`; `None` for what the
+    /// output holds before the first such line.
+    pub command: Option<usize>,
+    /// The command line, split at spaces.
+    pub argv: Vec<String>,
+    /// Which tool printed it (see [`tool_name`]).
+    pub tool: String,
+    /// S of `# vm-init: command N exited S` (`0`, `1`, `signal 9`);
+    /// `None` when that line is missing.
+    pub exited: Option<String>,
+    pub tap: Tap,
+    /// Lines vm-init printed about the command there (`vm-init: cannot run
+    /// /bin/x: ENOENT`).
+    pub vm_init_lines: Vec<String>,
+}
+
+impl Section {
+    /// How messages name the section: `validator (command 1)`.
+    pub fn label(&self) -> String {
+        match self.command {
+            Some(n) => format!("{} (command {n})", self.tool),
+            None => "the output before vm-init's first command line".to_string(),
+        }
+    }
+}
+
+/// The tool a command line runs, as messages name it:
+/// the basename of argv\[0\], and argv\[1\] after a space when that is a
+/// subcommand, a word (a letter, then letters, digits, `-` or `_`). So
+/// `validator --count 100` is `validator`, `/bin/dmabuf-stress fail-nth
+/// --exporter heap` is `dmabuf-stress fail-nth`, `dmabuf-stat -v udmabuf`
+/// is `dmabuf-stat` and `cat /proc/meminfo` is `cat`.
+pub fn tool_name(argv: &[String]) -> String {
+    let Some(program) = argv.first() else {
+        return String::new();
+    };
+    let base = program.rsplit('/').next().unwrap_or(program);
+    let subcommand = argv.get(1).filter(|a| {
+        a.starts_with(|c: char| c.is_ascii_alphabetic())
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    });
+    match subcommand {
+        Some(sub) => format!("{base} {sub}"),
+        None => base.to_string(),
+    }
+}
+
+/// One of vm-init's lines on the output port.
+enum Mark<'a> {
+    /// `# vm-init: command N: ARGV`
+    Start(usize, &'a str),
+    /// `# vm-init: command N exited S`
+    End(usize, &'a str),
+}
+
+fn parse_mark(text: &str) -> Option<Mark<'_>> {
+    let rest = text.strip_prefix(MARK)?;
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let n = rest[..digits].parse().ok()?;
+    let rest = &rest[digits..];
+    if let Some(argv) = rest.strip_prefix(": ") {
+        Some(Mark::Start(n, argv.trim()))
+    } else {
+        rest.strip_prefix(" exited ")
+            .map(|status| Mark::End(n, status.trim()))
+    }
+}
+
+/// Cuts the commands' output into one section per command, at vm-init's
+/// lines. Output before the first command's line is a section of its own
+/// when it holds anything but blank lines; output after a command's last
+/// line (a process it left behind) stays with it. vm-init's closing line
+/// is found after output that does not end in a newline, too.
+pub fn sections(output: &str) -> Vec<Section> {
+    struct Open<'a> {
+        section: Section,
+        lines: Vec<&'a str>,
+    }
+    fn close(open: Open<'_>, out: &mut Vec<Section>) {
+        let Open { mut section, lines } = open;
+        if section.command.is_none() && lines.iter().all(|l| l.trim().is_empty()) {
+            return;
+        }
+        section.vm_init_lines = lines
+            .iter()
+            .filter(|l| l.starts_with("vm-init: "))
+            .map(|l| l.to_string())
+            .collect();
+        section.tap = Tap::parse(lines);
+        out.push(section);
+    }
+    let new = |command, argv: &str| {
+        let argv: Vec<String> = argv.split_whitespace().map(str::to_string).collect();
+        Section {
+            command,
+            tool: tool_name(&argv),
+            argv,
+            exited: None,
+            tap: Tap::default(),
+            vm_init_lines: Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    let mut open = Open {
+        section: new(None, ""),
+        lines: Vec::new(),
+    };
+    for line in output.lines() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let mark = line
+            .find(MARK)
+            .and_then(|at| Some((at, parse_mark(&line[at..])?)));
+        let Some((at, mark)) = mark else {
+            open.lines.push(line);
+            continue;
+        };
+        if at > 0 {
+            open.lines.push(&line[..at]);
+        }
+        match mark {
+            Mark::Start(n, argv) => {
+                let next = Open {
+                    section: new(Some(n), argv),
+                    lines: Vec::new(),
+                };
+                close(std::mem::replace(&mut open, next), &mut out);
+            }
+            Mark::End(n, status) if open.section.command == Some(n) => {
+                open.section.exited = Some(status.to_string());
+            }
+            Mark::End(..) => open.lines.push(&line[at..]),
+        }
+    }
+    close(open, &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The output port of a real boot of the mainline rust kernel running
+    /// `validator --count 100 ;; dmabuf-stress security ;; validator
+    /// --list-checks --exporter heap`.
+    const THREE_COMMANDS: &str = include_str!("../testdata/three-commands-output.txt");
+
+    /// Real kselftest harness output (the series' dmabuf-stat), cut down.
+    const KSELFTEST: &str = "\
+TAP version 13
+1..4
+# Starting 4 tests from 2 test cases.
+#  RUN           dmabuf.udmabuf.st_ino_nonzero ...
+#            OK  dmabuf.udmabuf.st_ino_nonzero
+ok 1 dmabuf.udmabuf.st_ino_nonzero
+#  RUN           dmabuf.udmabuf.st_ino_unique ...
+#            OK  dmabuf.udmabuf.st_ino_unique
+ok 2 dmabuf.udmabuf.st_ino_unique
+#  RUN           dmabuf.udmabuf.st_size ...
+#            OK  dmabuf.udmabuf.st_size
+ok 3 dmabuf.udmabuf.st_size
+#  RUN           dmabuf.udmabuf.st_blocks ...
+# dmabuf-stat.c:530:st_blocks:Expected st.st_blocks (0) == pages * (page / 512) (8)
+# st_blocks: Test terminated by assertion
+#          FAIL  dmabuf.udmabuf.st_blocks
+not ok 4 dmabuf.udmabuf.st_blocks
+# FAILED: 3 / 4 tests passed.
+# Totals: pass:3 fail:1 xfail:0 xpass:0 skip:0 error:0
+";
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
 
     #[test]
     fn names_checks_of_the_validator_and_the_kselftest() {
@@ -141,6 +480,7 @@ mod tests {
         );
         let s = parse_result("ok 1 - stress.operations").unwrap();
         assert_eq!(s.name, "stress.operations");
+        assert!(s.passed() && !s.failed());
     }
 
     #[test]
@@ -173,12 +513,154 @@ mod tests {
     }
 
     #[test]
-    fn counts_top_level_tap() {
-        let tap =
-            "TAP version 14\n1..3\nok 1 - a\nnot ok 2 - b\n  ok 1 nested\nok 3 - c # SKIP x\n";
-        let r = tap_results(tap);
-        assert_eq!(r.len(), 3);
-        assert_eq!(r.iter().filter(|t| !t.ok).count(), 1);
-        assert_eq!(r[1].name, "b");
+    fn a_kselftest_stream_is_whole() {
+        let t = Tap::parse(KSELFTEST.lines());
+        assert_eq!(t.version.as_deref(), Some("TAP version 13"));
+        assert_eq!(t.planned(), Some(4));
+        assert_eq!((t.passed(), t.failed()), (3, 1));
+        assert!(t.problems().is_empty(), "{:?}", t.problems());
+    }
+
+    #[test]
+    fn a_plan_at_the_end_is_whole() {
+        let t = Tap::parse(
+            "TAP version 14\nok 1 - a\n  # note\nnot ok 2 - b\n  ok 1 nested\n1..2\n2 passed\n"
+                .lines(),
+        );
+        assert_eq!(t.planned(), Some(2));
+        assert_eq!(t.results.len(), 2);
+        assert!(t.problems().is_empty(), "{:?}", t.problems());
+    }
+
+    #[test]
+    fn finds_what_makes_a_stream_not_whole() {
+        let problems = |text: &str| Tap::parse(text.lines()).problems();
+        assert_eq!(
+            problems("TAP version 14\n1..3\nok 1 - a\nok 2 - b\n"),
+            ["planned 3 checks but reported 2: the run stopped early (the last: `ok 2 - b`)"]
+        );
+        assert_eq!(
+            problems("1..1\nok 1 - a\nok 2 - b\n"),
+            ["planned 1 checks but reported 2"]
+        );
+        assert_eq!(
+            problems("TAP version 14\nok 1 - a\nok 2 - b\n"),
+            ["2 results but no plan line `1..N`: the stream was cut short (the last: `ok 2 - b`)"]
+        );
+        assert_eq!(
+            problems("ok 1 - a\n1..2\nok 2 - b\n"),
+            ["1 results after the closing plan `1..2`"]
+        );
+        assert_eq!(
+            problems("1..2\nok 1 - a\n1..2\nok 2 - b\n"),
+            ["2 plan lines (`1..2`, `1..2`): a stream has one"]
+        );
+        assert_eq!(
+            problems("1..2\nok 1 - a\nok 3 - b\n"),
+            ["result 2 is numbered out of order: `ok 3 - b`"]
+        );
+        assert_eq!(
+            problems("TAP version 14\n"),
+            ["a `TAP version` line but no plan and no result"]
+        );
+        // A bail out explains the rest.
+        assert_eq!(
+            problems("TAP version 14\n1..65\nok 1 - a\nBail out! no /dev/udmabuf\n"),
+            ["bailed out: `Bail out! no /dev/udmabuf`"]
+        );
+        // Unnumbered results count in order.
+        assert!(problems("1..2\nok - a\nnot ok - b\n").is_empty());
+    }
+
+    #[test]
+    fn reads_a_skipped_plan() {
+        let t = Tap::parse("TAP version 13\n1..0 # SKIP no dma-buf heaps\n".lines());
+        assert_eq!(t.planned(), Some(0));
+        assert!(t.problems().is_empty());
+        assert_eq!(t.plans[0].skip.as_ref().unwrap().reason, "no dma-buf heaps");
+    }
+
+    #[test]
+    fn names_tools() {
+        assert_eq!(tool_name(&argv("validator --count 100")), "validator");
+        assert_eq!(
+            tool_name(&argv("/bin/dmabuf-stress fail-nth --exporter heap")),
+            "dmabuf-stress fail-nth"
+        );
+        assert_eq!(
+            tool_name(&argv("dmabuf-stress run --threads 8")),
+            "dmabuf-stress run"
+        );
+        assert_eq!(tool_name(&argv("dmabuf-stat -v udmabuf")), "dmabuf-stat");
+        assert_eq!(
+            tool_name(&argv("dmabuf-bench measure --format json")),
+            "dmabuf-bench measure"
+        );
+        assert_eq!(tool_name(&argv("lsdmabuf-vmtest")), "lsdmabuf-vmtest");
+        assert_eq!(tool_name(&argv("cat /proc/meminfo")), "cat");
+        assert_eq!(tool_name(&argv("sleep 10")), "sleep");
+        assert_eq!(tool_name(&[]), "");
+    }
+
+    #[test]
+    fn cuts_a_real_output_into_its_commands() {
+        let s = sections(THREE_COMMANDS);
+        let summary: Vec<_> = s
+            .iter()
+            .map(|s| {
+                (
+                    s.command,
+                    s.tool.as_str(),
+                    s.exited.as_deref(),
+                    s.tap.planned(),
+                    s.tap.passed(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(1), "validator", Some("0"), Some(65), 65),
+                (Some(2), "dmabuf-stress security", Some("0"), Some(4), 4),
+                (Some(3), "validator", Some("0"), None, 0),
+            ]
+        );
+        assert_eq!(
+            s[2].argv,
+            ["validator", "--list-checks", "--exporter", "heap"]
+        );
+        assert!(!s[2].tap.is_tap());
+        assert!(s[0].tap.problems().is_empty() && s[1].tap.problems().is_empty());
+        assert_eq!(s[1].tap.results[3].name, "security.heap.own_buffer");
+    }
+
+    #[test]
+    fn finds_the_closing_line_after_a_cut_line() {
+        let out = "noise\n# vm-init: command 1: validator\nTAP version 14\n1..2\nok 1 - a\nok 2 - b: half a li# vm-init: command 1 exited signal 9\n\
+                   # vm-init: command 2: dmabuf-stress run\nvm-init: cannot run /bin/dmabuf-stress: ENOENT: No such file or directory\n\
+                   # vm-init: command 2 exited 127\n";
+        let s = sections(out);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[0].command, s[0].label()),
+            (
+                None,
+                "the output before vm-init's first command line".to_string()
+            )
+        );
+        assert_eq!(s[1].exited.as_deref(), Some("signal 9"));
+        assert_eq!(s[1].tap.results[1].description, "- b: half a li");
+        assert!(s[1].tap.problems().is_empty());
+        assert_eq!(s[2].label(), "dmabuf-stress run (command 2)");
+        assert_eq!(
+            s[2].vm_init_lines,
+            ["vm-init: cannot run /bin/dmabuf-stress: ENOENT: No such file or directory"]
+        );
+        assert!(!s[2].tap.is_tap());
+        // Blank lines before the first command are no section.
+        assert_eq!(
+            sections("\n\n# vm-init: command 1: x\n# vm-init: command 1 exited 0\n").len(),
+            1
+        );
     }
 }
