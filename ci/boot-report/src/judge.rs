@@ -44,6 +44,8 @@ pub struct Options {
     pub expect_failing: Vec<String>,
     /// The CPUs QEMU gave the guest.
     pub cpus: Option<u32>,
+    /// Tools whose skipped checks do not fail the run.
+    pub allow_skip: Vec<String>,
 }
 
 /// The verdict, and what it was drawn from (written as JSON).
@@ -67,6 +69,8 @@ pub struct Report {
     pub problems: Vec<String>,
     pub passed: usize,
     pub failed: usize,
+    /// In-VM checks skipped (`# SKIP`, `# TODO`): never passed.
+    pub skipped: usize,
 }
 
 impl Report {
@@ -185,14 +189,14 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         }
     }
 
-    // The commands' output: each command's TAP stream whole, on a run
-    // expected to fail as much as on any other.
+    // The commands' output: each command's TAP stream whole, no skip; on a
+    // run expected to fail as much as on any other.
     let sections = output.map(tap::sections).unwrap_or_default();
     if output.is_some() {
         commands_have_output(console, &sections, &mut t);
     }
     for s in &sections {
-        judge_section(s, &mut t);
+        judge_section(s, o, &mut t);
     }
 
     // In-VM checks: each one counts, except on a kernel expected to fail,
@@ -236,6 +240,7 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         Some(p) => t.fail(p),
     }
 
+    let skipped = checks.iter().filter(|c| c.skip.is_some()).count();
     Report {
         variant: o.variant.clone(),
         suites,
@@ -249,6 +254,7 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         problems: t.problems,
         passed: t.passed,
         failed: t.failed,
+        skipped,
     }
 }
 
@@ -305,8 +311,8 @@ fn commands_have_output(console: &str, sections: &[Section], t: &mut Tally) {
     }
 }
 
-/// One section: vm-init's lines in it, its TAP stream whole.
-fn judge_section(s: &Section, t: &mut Tally) {
+/// One section: vm-init's lines in it, its TAP stream whole, no skip.
+fn judge_section(s: &Section, o: &Options, t: &mut Tally) {
     let label = s.label();
     for line in &s.vm_init_lines {
         t.fail(format!("{label}: {line}"));
@@ -314,13 +320,38 @@ fn judge_section(s: &Section, t: &mut Tally) {
     if !s.tap.is_tap() {
         return;
     }
-    let problems = s.tap.problems();
+    let mut problems = s.tap.problems();
+    if !o.allow_skip.contains(&s.tool) {
+        let hint = format!(
+            "a skipped check did not run (--allow-skip '{}' accepts it)",
+            s.tool
+        );
+        for plan in &s.tap.plans {
+            if plan.skip.is_some() {
+                problems.push(format!("skipped all its checks (`{}`): {hint}", plan.line));
+            }
+        }
+        for (i, r) in s.tap.results.iter().enumerate() {
+            if let Some(skip) = &r.skip {
+                let name = if r.name.is_empty() {
+                    format!("result {}", i + 1)
+                } else {
+                    format!("check {}", r.name)
+                };
+                problems.push(format!(
+                    "{name} skipped ({} {}): {hint}",
+                    skip.directive, skip.reason
+                ));
+            }
+        }
+    }
     if problems.is_empty() {
         t.pass(format!(
-            "{label}: all {} planned checks reported: {} passed, {} failed",
+            "{label}: all {} planned checks reported: {} passed, {} failed, {} skipped",
             s.tap.results.len(),
             s.tap.passed(),
-            s.tap.failed()
+            s.tap.failed(),
+            s.tap.skipped()
         ));
     }
     for p in problems {
@@ -548,12 +579,12 @@ not ok 4 dmabuf.system_heap.st_ino_unique
         assert_eq!(r.sections.len(), 3);
         // `validator --list-checks` prints no TAP: counted, not judged.
         assert_eq!(r.sections_without_tap, 1);
-        assert_eq!(r.checks.len(), 69);
+        assert_eq!((r.checks.len(), r.skipped), (69, 0));
         // 365 KUnit cases, 69 checks; the CPUs, no splat, two whole streams,
         // the verdict.
         assert_eq!((r.passed, r.failed), (365 + 69 + 5, 0));
         let text = r.text();
-        assert!(text.contains("ok: v7.3-rc7/rust: validator (command 1): all 65 planned checks reported: 65 passed, 0 failed\n"));
+        assert!(text.contains("ok: v7.3-rc7/rust: validator (command 1): all 65 planned checks reported: 65 passed, 0 failed, 0 skipped\n"));
         assert!(text.contains("ok: v7.3-rc7/rust: the guest exited 0 (69 in-VM checks passed)\n"));
     }
 
@@ -748,6 +779,62 @@ not ok 4 dmabuf.system_heap.st_ino_unique
             &out,
             &negative(2, &[]),
             "validator (command 1): bailed out: `Bail out! the validator cannot run here: /dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)`",
+        );
+    }
+
+    #[test]
+    fn a_skip_fails_unless_allowed() {
+        let skipping = KSELFTEST
+            .replace(
+                "ok 1 dmabuf.udmabuf.st_ino_nonzero",
+                "ok 1 dmabuf.udmabuf.st_ino_nonzero # SKIP /dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)",
+            )
+            .replace("not ok 2", "ok 2")
+            .replace("not ok 4", "ok 4");
+        let out = output(&[("dmabuf-stat", &skipping, "0")]);
+        let con = console(&[("dmabuf-stat", 0)], Some(0));
+        one_problem(
+            &con,
+            &out,
+            &options(0),
+            "dmabuf-stat (command 1): check dmabuf.udmabuf.st_ino_nonzero skipped (SKIP /dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)): a skipped check did not run (--allow-skip 'dmabuf-stat' accepts it)",
+        );
+        let o = Options {
+            allow_skip: vec!["dmabuf-stat".into()],
+            ..options(0)
+        };
+        let r = judge(&con, Some(&out), &o);
+        assert!(r.ok(), "{:#?}", r.problems);
+        // Skipped, never passed.
+        assert_eq!(r.skipped, 1);
+        assert!(r.text().contains("ok: v7.3-rc7/rust: dmabuf-stat (command 1): all 4 planned checks reported: 3 passed, 0 failed, 1 skipped\n"));
+        assert!(r
+            .text()
+            .contains("the guest exited 0 (3 in-VM checks passed)"));
+        // Allowing another tool's skips does not allow these.
+        let o = Options {
+            allow_skip: vec!["validator".into()],
+            ..options(0)
+        };
+        assert_eq!(problems(&con, &out, &o).len(), 1);
+    }
+
+    #[test]
+    fn a_tool_that_skips_everything_fails() {
+        let out = output(&[(
+            "dmabuf-stat",
+            "TAP version 13\n1..0 # SKIP /dev/dma_heap/system: No such file or directory\n",
+            "4",
+        )]);
+        let con = console(&[("dmabuf-stat", 4)], Some(4));
+        one_problem(
+            &con,
+            &out,
+            &Options {
+                expect_exit: Expect::Any,
+                ..options(4)
+            },
+            "dmabuf-stat (command 1): skipped all its checks (`1..0 # SKIP /dev/dma_heap/system: No such file or directory`): a skipped check did not run",
         );
     }
 

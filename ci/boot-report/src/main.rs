@@ -30,14 +30,17 @@ use clap::Parser;
 /// argv[1] when that is a subcommand: a word of a letter, then letters,
 /// digits, `-` or `_` (`validator --count 100` is `validator`,
 /// `dmabuf-stress fail-nth` is `dmabuf-stress fail-nth`, `dmabuf-stat -v
-/// udmabuf` is `dmabuf-stat`).
+/// udmabuf` is `dmabuf-stat`). --allow-skip names tools so.
 ///
 /// Each section's TAP stream must be whole, on a run expected to fail too:
 /// one plan line `1..N`, before the first result or after the last, exactly
 /// N top-level `ok`/`not ok` results, numbered 1 to N in order where
 /// numbered, none after a closing plan, and no `Bail out!`. A section with
 /// no TAP at all (no `TAP version` line, no plan, no result) is not judged:
-/// that tool prints none.
+/// that tool prints none. A result with a `# SKIP` or `# TODO` directive
+/// (any case) is skipped, never passed, and fails the run unless
+/// --allow-skip names its tool: in the project's VM every exporter is
+/// there, so a skip means a check did not run.
 ///
 /// A check's name is the first word of its result's description, without
 /// a leading `- ` or a trailing `:`: `ok 3 - udmabuf.st_size: ...` (the
@@ -68,6 +71,10 @@ struct Args {
     /// A KUnit suite that must be present (and pass); may repeat.
     #[arg(long = "require-suite", value_name = "NAME")]
     require_suites: Vec<String>,
+    /// Skipped checks (`# SKIP`, `# TODO`) of TOOL do not fail the run; they
+    /// are counted as skipped, never as passed. May repeat.
+    #[arg(long = "allow-skip", value_name = "TOOL")]
+    allow_skip: Vec<String>,
     /// What the guest's exit status must be.
     #[arg(long, value_enum, default_value_t = Expect::Zero)]
     expect_exit: Expect,
@@ -113,6 +120,7 @@ fn run() -> Result<bool> {
         expect_exit: args.expect_exit,
         expect_failing: args.expect_failing,
         cpus: args.cpus,
+        allow_skip: args.allow_skip,
     };
     let report = judge(&console, output.as_deref(), &options);
     print!("{}", report.text());

@@ -24,7 +24,7 @@ use serde::Serialize;
 const MARK: &str = "# vm-init: command ";
 
 /// A `SKIP` or `TODO` directive: the check did not run, or is not meant to
-/// pass yet.
+/// pass yet. Either way it is no pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skip {
     /// `SKIP` or `TODO`.
@@ -50,12 +50,14 @@ pub struct TapResult {
 }
 
 impl TapResult {
+    /// An `ok` without a directive.
     pub fn passed(&self) -> bool {
-        self.ok
+        self.ok && self.skip.is_none()
     }
 
+    /// A `not ok` without a directive.
     pub fn failed(&self) -> bool {
-        !self.ok
+        !self.ok && self.skip.is_none()
     }
 }
 
@@ -226,10 +228,14 @@ impl Tap {
         self.results.iter().filter(|r| r.failed()).count()
     }
 
+    pub fn skipped(&self) -> usize {
+        self.results.iter().filter(|r| r.skip.is_some()).count()
+    }
+
     /// Why the stream is not whole, if it is not: a `Bail out!`; results
     /// without a plan; more than one plan; results after a closing plan;
     /// fewer or more results than planned; a result numbered out of order.
-    /// Failed checks are not the stream's problem.
+    /// Skips and failed checks are not the stream's problem.
     pub fn problems(&self) -> Vec<String> {
         if let Some(b) = &self.bail_out {
             return vec![format!("bailed out: `{b}`")];
@@ -317,7 +323,7 @@ impl Section {
     }
 }
 
-/// The tool a command line runs, as messages name it:
+/// The tool a command line runs, as `--allow-skip` names it:
 /// the basename of argv\[0\], and argv\[1\] after a space when that is a
 /// subcommand, a word (a letter, then letters, digits, `-` or `_`). So
 /// `validator --count 100` is `validator`, `/bin/dmabuf-stress fail-nth
@@ -497,10 +503,12 @@ not ok 4 dmabuf.udmabuf.st_blocks
                 reason: "/dev/udmabuf: No such file or directory (needs CONFIG_UDMABUF=y)".into()
             })
         );
+        assert!(!k.passed() && !k.failed());
         let lower = parse_result("ok 2 - heap.st_size # skip no heap").unwrap();
         assert_eq!(lower.skip.unwrap().reason, "no heap");
         let todo = parse_result("not ok 3 - x # TODO not written").unwrap();
         assert_eq!(todo.skip.as_ref().unwrap().directive, "TODO");
+        assert!(!todo.failed());
         // No number, no description.
         let bare = parse_result("ok # SKIP").unwrap();
         assert_eq!((bare.number, bare.name.as_str()), (None, ""));
@@ -517,7 +525,7 @@ not ok 4 dmabuf.udmabuf.st_blocks
         let t = Tap::parse(KSELFTEST.lines());
         assert_eq!(t.version.as_deref(), Some("TAP version 13"));
         assert_eq!(t.planned(), Some(4));
-        assert_eq!((t.passed(), t.failed()), (3, 1));
+        assert_eq!((t.passed(), t.failed(), t.skipped()), (3, 1, 0));
         assert!(t.problems().is_empty(), "{:?}", t.problems());
     }
 
