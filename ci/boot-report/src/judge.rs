@@ -5,6 +5,8 @@
 //! `boot-report` binary only reads the files and prints the [`Report`].
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::Serialize;
 
@@ -27,6 +29,75 @@ pub enum Expect {
     Any,
 }
 
+/// `--require-suite NAME` or `NAME=N`: the KUnit suite must be in the log
+/// and pass; with `=N`, with exactly N test cases, all passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteRequirement {
+    pub name: String,
+    pub cases: Option<usize>,
+}
+
+impl FromStr for SuiteRequirement {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, cases) = match s.rsplit_once('=') {
+            Some((name, n)) => {
+                let n = n
+                    .parse()
+                    .map_err(|_| format!("`{s}`: the N of NAME=N is not a number"))?;
+                (name, Some(n))
+            }
+            None => (s, None),
+        };
+        if name.is_empty() {
+            return Err(format!("`{s}`: no suite name"));
+        }
+        Ok(SuiteRequirement {
+            name: name.to_string(),
+            cases,
+        })
+    }
+}
+
+impl fmt::Display for SuiteRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cases {
+            Some(n) => write!(f, "{}={n}", self.name),
+            None => write!(f, "{}", self.name),
+        }
+    }
+}
+
+/// `--plan TOOL=N`: the tool's output must be there and plan exactly N
+/// checks. TOOL is named as [`tap::tool_name`] names it, and may hold a
+/// space (`dmabuf-stress fail-nth=12`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRequirement {
+    pub tool: String,
+    pub checks: usize,
+}
+
+impl FromStr for PlanRequirement {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (tool, n) = s
+            .rsplit_once('=')
+            .ok_or_else(|| format!("`{s}`: want TOOL=N"))?;
+        let checks = n
+            .parse()
+            .map_err(|_| format!("`{s}`: the N of TOOL=N is not a number"))?;
+        if tool.trim().is_empty() {
+            return Err(format!("`{s}`: no tool name"));
+        }
+        Ok(PlanRequirement {
+            tool: tool.trim().to_string(),
+            checks,
+        })
+    }
+}
+
 /// What the run must look like, and what the host knows about it.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -37,13 +108,15 @@ pub struct Options {
     /// QEMU was killed by the host's timeout, of `timeout` seconds.
     pub timed_out: bool,
     pub timeout: u64,
-    /// KUnit suites that must be in the log (and pass).
-    pub require_suites: Vec<String>,
+    /// KUnit suites that must be in the log and pass (with a count).
+    pub require_suites: Vec<SuiteRequirement>,
     pub expect_exit: Expect,
     /// With [`Expect::Nonzero`]: exactly these checks fail, when not empty.
     pub expect_failing: Vec<String>,
     /// The CPUs QEMU gave the guest.
     pub cpus: Option<u32>,
+    /// Tools whose output must plan so many checks.
+    pub plans: Vec<PlanRequirement>,
     /// Tools whose skipped checks do not fail the run.
     pub allow_skip: Vec<String>,
 }
@@ -189,14 +262,17 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         }
     }
 
-    // The commands' output: each command's TAP stream whole, no skip; on a
-    // run expected to fail as much as on any other.
+    // The commands' output: each command's TAP stream whole, no skip, the
+    // plans asked for; on a run expected to fail as much as on any other.
     let sections = output.map(tap::sections).unwrap_or_default();
     if output.is_some() {
         commands_have_output(console, &sections, &mut t);
     }
     for s in &sections {
         judge_section(s, o, &mut t);
+    }
+    for want in &o.plans {
+        require_plan(want, &sections, output.is_some(), &mut t);
     }
 
     // In-VM checks: each one counts, except on a kernel expected to fail,
@@ -258,11 +334,32 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
     }
 }
 
-/// `--require-suite NAME`.
-fn require_suite(want: &str, suites: &[Suite], t: &mut Tally) {
-    if !suites.iter().any(|s| s.name == want) {
+/// `--require-suite NAME[=N]`.
+fn require_suite(want: &SuiteRequirement, suites: &[Suite], t: &mut Tally) {
+    let Some(s) = suites.iter().find(|s| s.name == want.name) else {
         t.fail(format!(
-            "KUnit suite {want} is missing from the log (is CONFIG_KUNIT and the suite's option on?)"
+            "KUnit suite {} is missing from the log (is CONFIG_KUNIT and the suite's option on?)",
+            want.name
+        ));
+        return;
+    };
+    let Some(n) = want.cases else {
+        return;
+    };
+    if s.planned == Some(n) && s.cases.len() == n && s.passed() == n {
+        t.pass(format!(
+            "KUnit suite {}: the {n} test cases --require-suite {want} wants, all passed",
+            s.name
+        ));
+    } else {
+        t.fail(format!(
+            "KUnit suite {}: --require-suite {want} wants {n} test cases, all passed; it planned {} and reported {}: {} passed, {} failed, {} skipped",
+            s.name,
+            s.planned.map_or("none".to_string(), |p| p.to_string()),
+            s.cases.len(),
+            s.passed(),
+            s.failed().len(),
+            s.skipped()
         ));
     }
 }
@@ -356,6 +453,51 @@ fn judge_section(s: &Section, o: &Options, t: &mut Tally) {
     }
     for p in problems {
         t.fail(format!("{label}: {p}"));
+    }
+}
+
+/// `--plan TOOL=N`: every section of TOOL plans N checks, and there is one.
+fn require_plan(want: &PlanRequirement, sections: &[Section], have_output: bool, t: &mut Tally) {
+    let (tool, n) = (&want.tool, want.checks);
+    let of_tool: Vec<&Section> = sections.iter().filter(|s| s.tool == *tool).collect();
+    if of_tool.is_empty() {
+        let ran: Vec<&str> = sections
+            .iter()
+            .filter(|s| s.command.is_some())
+            .map(|s| s.tool.as_str())
+            .collect();
+        t.fail(if have_output {
+            format!(
+                "--plan {tool}={n}: no command ran {tool}; the commands ran: {}",
+                if ran.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    ran.join(", ")
+                }
+            )
+        } else {
+            format!("--plan {tool}={n}: no output to read (--output)")
+        });
+    }
+    for s in of_tool {
+        match s.tap.planned() {
+            Some(p) if p == n => t.pass(format!(
+                "{}: planned the {n} checks --plan {tool}={n} wants",
+                s.label()
+            )),
+            Some(p) => t.fail(format!(
+                "{}: planned {p} checks, but --plan {tool}={n} wants {n}",
+                s.label()
+            )),
+            None if !s.tap.is_tap() => t.fail(format!(
+                "{}: printed no TAP, but --plan {tool}={n} wants {n} checks",
+                s.label()
+            )),
+            None => t.fail(format!(
+                "{}: no single plan line (`1..N`), but --plan {tool}={n} wants {n} checks",
+                s.label()
+            )),
+        }
     }
 }
 
@@ -570,7 +712,8 @@ not ok 4 dmabuf.system_heap.st_ino_unique
     #[test]
     fn a_real_run_passes() {
         let o = Options {
-            require_suites: vec!["rust_doctests_kernel".into()],
+            require_suites: vec!["rust_doctests_kernel=358".parse().unwrap()],
+            plans: vec!["dmabuf-stress security=4".parse().unwrap()],
             ..options(0)
         };
         let r = judge(CONSOLE, Some(OUTPUT), &o);
@@ -581,8 +724,8 @@ not ok 4 dmabuf.system_heap.st_ino_unique
         assert_eq!(r.sections_without_tap, 1);
         assert_eq!((r.checks.len(), r.skipped), (69, 0));
         // 365 KUnit cases, 69 checks; the CPUs, no splat, two whole streams,
-        // the verdict.
-        assert_eq!((r.passed, r.failed), (365 + 69 + 5, 0));
+        // the suite's count, the plan, the verdict.
+        assert_eq!((r.passed, r.failed), (365 + 69 + 7, 0));
         let text = r.text();
         assert!(text.contains("ok: v7.3-rc7/rust: validator (command 1): all 65 planned checks reported: 65 passed, 0 failed, 0 skipped\n"));
         assert!(text.contains("ok: v7.3-rc7/rust: the guest exited 0 (69 in-VM checks passed)\n"));
@@ -662,7 +805,14 @@ not ok 4 dmabuf.system_heap.st_ino_unique
             "dmabuf.udmabuf.st_ino_unique",
             "dmabuf.system_heap.st_ino_unique",
         ];
-        let r = judge(&con, Some(&out), &negative(1, &all));
+        let o = Options {
+            plans: vec![
+                "validator=65".parse().unwrap(),
+                "dmabuf-stat=4".parse().unwrap(),
+            ],
+            ..negative(1, &all)
+        };
+        let r = judge(&con, Some(&out), &o);
         assert!(r.ok(), "{:#?}", r.problems);
         // Without the kselftest's names the set is not the one expected.
         one_problem(
@@ -839,6 +989,72 @@ not ok 4 dmabuf.system_heap.st_ino_unique
     }
 
     #[test]
+    fn a_plan_other_than_the_one_required_fails() {
+        let out = output(&[("validator --count 100", &body(1), "0")]);
+        let con = console(&[("validator --count 100", 0)], Some(0));
+        let o = Options {
+            plans: vec!["validator=66".parse().unwrap()],
+            ..options(0)
+        };
+        one_problem(
+            &con,
+            &out,
+            &o,
+            "validator (command 1): planned 65 checks, but --plan validator=66 wants 66",
+        );
+        let o = Options {
+            plans: vec!["dmabuf-stress fail-nth=12".parse().unwrap()],
+            ..options(0)
+        };
+        one_problem(
+            &con,
+            &out,
+            &o,
+            "--plan dmabuf-stress fail-nth=12: no command ran dmabuf-stress fail-nth; the commands ran: validator",
+        );
+        // Every section of the tool: `validator --list-checks` prints no TAP.
+        let o = Options {
+            plans: vec!["validator=65".parse().unwrap()],
+            ..options(0)
+        };
+        one_problem(
+            CONSOLE,
+            OUTPUT,
+            &o,
+            "validator (command 3): printed no TAP, but --plan validator=65 wants 65 checks",
+        );
+    }
+
+    #[test]
+    fn a_suite_with_another_count_fails() {
+        let out = output(&[("validator --count 100", &body(1), "0")]);
+        let con = console(&[("validator --count 100", 0)], Some(0));
+        let o = Options {
+            require_suites: vec!["rust_doctests_kernel=118".parse().unwrap()],
+            ..options(0)
+        };
+        one_problem(
+            &con,
+            &out,
+            &o,
+            "KUnit suite rust_doctests_kernel: --require-suite rust_doctests_kernel=118 wants 118 test cases, all passed; it planned 358 and reported 358: 358 passed, 0 failed, 0 skipped",
+        );
+        let o = Options {
+            require_suites: vec![
+                "rust_doctests_kernel".parse().unwrap(),
+                "kunit_x".parse().unwrap(),
+            ],
+            ..options(0)
+        };
+        one_problem(
+            &con,
+            &out,
+            &o,
+            "KUnit suite kunit_x is missing from the log",
+        );
+    }
+
+    #[test]
     fn a_missing_output_port_fails_even_when_expected_to_fail() {
         let con = format!(
             "{}vm-init: cannot open /dev/ttyS1 (Input/output error (os error 5)): the commands' output has nowhere to go\r\n\r\nvm-init: exit status 125\r\n",
@@ -896,5 +1112,33 @@ not ok 4 dmabuf.system_heap.st_ino_unique
             &negative(127, &[]),
             "lsdmabuf-vmtest (command 1): vm-init: cannot run /bin/lsdmabuf-vmtest: ENOENT",
         );
+    }
+
+    #[test]
+    fn parses_requirements() {
+        assert_eq!(
+            "rust_doctests_kernel=118".parse(),
+            Ok(SuiteRequirement {
+                name: "rust_doctests_kernel".into(),
+                cases: Some(118)
+            })
+        );
+        assert_eq!(
+            "rust_doctests_kernel"
+                .parse::<SuiteRequirement>()
+                .unwrap()
+                .cases,
+            None
+        );
+        assert!("x=many".parse::<SuiteRequirement>().is_err());
+        assert_eq!(
+            "dmabuf-stress fail-nth=12".parse(),
+            Ok(PlanRequirement {
+                tool: "dmabuf-stress fail-nth".into(),
+                checks: 12
+            })
+        );
+        assert!("validator".parse::<PlanRequirement>().is_err());
+        assert!("=3".parse::<PlanRequirement>().is_err());
     }
 }

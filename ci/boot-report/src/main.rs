@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use boot_report::judge::{judge, Expect, Options};
+use boot_report::judge::{judge, Expect, Options, PlanRequirement, SuiteRequirement};
 use clap::Parser;
 
 /// Judges one test VM run: reads the serial console log and the commands'
@@ -17,12 +17,13 @@ use clap::Parser;
 /// passed, F failed`, and exits 0 only when nothing failed.
 ///
 /// The run fails, quoting the offending lines, when: a KUnit test case
-/// failed or a suite did not finish; a required suite is missing; the
-/// kernel printed an Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic
-/// report; the kernel brought up fewer CPUs than QEMU gave it; QEMU timed
-/// out; the guest gave no verdict, or QEMU's status disagrees with it;
-/// vm-init could not set the guest up (no /dev/ttyS1, for one) or start a
-/// command; the guest's exit status is not the one expected.
+/// failed or a suite did not finish; a required suite is missing (or, with
+/// NAME=N, does not have exactly N test cases, all passed); the kernel
+/// printed an Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic report;
+/// the kernel brought up fewer CPUs than QEMU gave it; QEMU timed out; the
+/// guest gave no verdict, or QEMU's status disagrees with it; vm-init could
+/// not set the guest up (no /dev/ttyS1, for one) or start a command; the
+/// guest's exit status is not the one expected.
 ///
 /// The output is cut into one section per command at vm-init's lines
 /// `# vm-init: command N: ARGV` and `# vm-init: command N exited S`. The
@@ -30,7 +31,7 @@ use clap::Parser;
 /// argv[1] when that is a subcommand: a word of a letter, then letters,
 /// digits, `-` or `_` (`validator --count 100` is `validator`,
 /// `dmabuf-stress fail-nth` is `dmabuf-stress fail-nth`, `dmabuf-stat -v
-/// udmabuf` is `dmabuf-stat`). --allow-skip names tools so.
+/// udmabuf` is `dmabuf-stat`). --plan and --allow-skip name tools so.
 ///
 /// Each section's TAP stream must be whole, on a run expected to fail too:
 /// one plan line `1..N`, before the first result or after the last, exactly
@@ -68,9 +69,15 @@ struct Args {
     /// The timeout, in seconds, for the message when it struck.
     #[arg(long, default_value_t = 0)]
     timeout: u64,
-    /// A KUnit suite that must be present (and pass); may repeat.
-    #[arg(long = "require-suite", value_name = "NAME")]
-    require_suites: Vec<String>,
+    /// A KUnit suite that must be present and pass; with NAME=N, with
+    /// exactly N test cases, all passed. May repeat.
+    #[arg(long = "require-suite", value_name = "NAME[=N]")]
+    require_suites: Vec<SuiteRequirement>,
+    /// The output of TOOL must be there and plan exactly N checks, so that
+    /// a tool that silently runs fewer fails. Every section of TOOL must.
+    /// May repeat.
+    #[arg(long = "plan", value_name = "TOOL=N")]
+    plans: Vec<PlanRequirement>,
     /// Skipped checks (`# SKIP`, `# TODO`) of TOOL do not fail the run; they
     /// are counted as skipped, never as passed. May repeat.
     #[arg(long = "allow-skip", value_name = "TOOL")]
@@ -120,6 +127,7 @@ fn run() -> Result<bool> {
         expect_exit: args.expect_exit,
         expect_failing: args.expect_failing,
         cpus: args.cpus,
+        plans: args.plans,
         allow_skip: args.allow_skip,
     };
     let report = judge(&console, output.as_deref(), &options);

@@ -323,7 +323,7 @@ impl Section {
     }
 }
 
-/// The tool a command line runs, as `--allow-skip` names it:
+/// The tool a command line runs, as `--plan` and `--allow-skip` name it:
 /// the basename of argv\[0\], and argv\[1\] after a space when that is a
 /// subcommand, a word (a letter, then letters, digits, `-` or `_`). So
 /// `validator --count 100` is `validator`, `/bin/dmabuf-stress fail-nth
