@@ -31,8 +31,11 @@
 //! that does not end in a newline (a command killed mid-line) it runs into
 //! that line, and the host looks for it there too.
 //!
-//! Without `/dev/ttyS1` the commands' output would have nowhere to go: vm-init
-//! says so on the console and reports status 125 without running them.
+//! Without `/dev/ttyS1` the commands' output would have nowhere to go: when
+//! it cannot be opened, or takes no output (a VM without a second serial
+//! port has the device, but every write to it fails with `EIO`), vm-init
+//! says so on the console and reports status 125 without running the
+//! commands, or any further one.
 //!
 //! The statuses vm-init itself gives: 125 when it could not set the VM up
 //! (mounts, open-file limit, the output port), 126 when no command was given
@@ -171,10 +174,16 @@ fn run_commands(args: &[String]) -> i32 {
         let n = i + 1;
         // One line, whatever the arguments hold.
         let line = command.join(" ").replace(['\n', '\r'], " ");
+        // The first write also tells whether the port takes output at all:
+        // without a UART behind it, /dev/ttyS1 opens but every write fails.
+        if !output_line(&output, &format!("# vm-init: command {n}: {line}")) {
+            return SETUP_FAILED;
+        }
         console(&format!("vm-init: command {n}: {line}"));
-        output_line(&output, &format!("# vm-init: command {n}: {line}"));
         let status = run(command, &output);
-        output_line(&output, &format!("# vm-init: command {n} exited {status}"));
+        if !output_line(&output, &format!("# vm-init: command {n} exited {status}")) {
+            return SETUP_FAILED;
+        }
         match status {
             Status::Exited(code) => {
                 console(&format!("vm-init: command {n} exited with status {code}"))
@@ -193,9 +202,18 @@ fn run_commands(args: &[String]) -> i32 {
     result
 }
 
-/// Writes one line of vm-init's own to the commands' output port.
-fn output_line(mut output: &File, line: &str) {
-    let _ = output.write_all(format!("{line}\n").as_bytes());
+/// Writes one line of vm-init's own to the commands' output port; says so
+/// on the console and returns false when the port does not take it.
+fn output_line(mut output: &File, line: &str) -> bool {
+    match output.write_all(format!("{line}\n").as_bytes()) {
+        Ok(()) => true,
+        Err(e) => {
+            console(&format!(
+                "vm-init: cannot write to {OUTPUT_TTY} ({e}): the commands' output has nowhere to go"
+            ));
+            false
+        }
+    }
 }
 
 /// Runs one command, its standard output and error on `output`, and returns
