@@ -195,6 +195,7 @@ impl Tally {
 const VM_INIT_FAILURES: &[&str] = &[
     "vm-init: setup failed: ",
     "vm-init: cannot open ",
+    "vm-init: cannot write to ",
     "vm-init: no command given",
     "vm-init: a command argument holds a NUL byte",
     "vm-init: fork: ",
@@ -1068,6 +1069,19 @@ not ok 4 dmabuf.system_heap.st_ino_unique
             );
             assert_eq!(p.len(), if o.expect_exit == Expect::Zero { 2 } else { 1 });
         }
+    }
+
+    #[test]
+    fn an_output_port_without_a_uart_fails() {
+        // A real boot with one -serial only: /dev/ttyS1 opens, but takes
+        // nothing.
+        const NO_PORT: &str = include_str!("../testdata/no-output-port-console.log");
+        let p = problems(NO_PORT, "", &negative(125, &[]));
+        assert_eq!(
+            p,
+            ["the guest's init failed: vm-init: cannot write to /dev/ttyS1 (Input/output error (os error 5)): the commands' output has nowhere to go"]
+        );
+        assert_eq!(problems(NO_PORT, "", &options(125)).len(), 2);
     }
 
     #[test]
