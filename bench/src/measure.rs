@@ -13,9 +13,9 @@ use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::stat::fstat;
 
-use validator::parse::slabinfo::Cache;
-use validator::sys;
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::parse::slabinfo::Cache;
+use dmabuf::sys;
+use dmabuf::uapi::udmabuf::{self, Udmabuf};
 
 use crate::model::{diff, Latency, Memory, Model, Run, Stats};
 

@@ -27,9 +27,9 @@ use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use nix::sys::stat::fstat;
 use nix::unistd::getpid;
 
-use validator::uapi::dma_buf;
-use validator::uapi::heap::{DmaHeap, SYSTEM};
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::uapi::dma_buf;
+use dmabuf::uapi::heap::{DmaHeap, SYSTEM};
+use dmabuf::uapi::udmabuf::{self, Udmabuf};
 
 use crate::child::Child;
 

@@ -11,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use nix::errno::Errno;
 
-use validator::sys;
-use validator::uapi::heap::{self, DmaHeap};
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::sys;
+use dmabuf::uapi::heap::{self, DmaHeap};
+use dmabuf::uapi::udmabuf::{self, Udmabuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Which {

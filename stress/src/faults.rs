@@ -16,8 +16,8 @@ use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use nix::sys::uio::{pread, pwrite};
 
-use validator::sys;
-use validator::uapi::dma_buf;
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf;
 
 use crate::common::{backing, require, Devices, Exporter, Live, Which};
 use crate::tap::Tap;

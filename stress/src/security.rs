@@ -14,9 +14,9 @@ use nix::fcntl::{open, readlink, OFlag};
 use nix::sys::stat::{fstat, stat, Mode};
 use serde::{Deserialize, Serialize};
 
-use validator::sys::{self, Mapping};
-use validator::uapi::dma_buf;
-use validator::uapi::udmabuf;
+use dmabuf::sys::{self, Mapping};
+use dmabuf::uapi::dma_buf;
+use dmabuf::uapi::udmabuf;
 
 use crate::common::{backing, Devices, Exporter};
 use crate::tap::Tap;

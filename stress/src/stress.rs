@@ -12,9 +12,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use nix::sys::stat::fstat;
 
-use validator::parse::{fdinfo, maps};
-use validator::sys::{self, Mapping};
-use validator::uapi::dma_buf;
+use dmabuf::parse::{fdinfo, maps};
+use dmabuf::sys::{self, Mapping};
+use dmabuf::uapi::dma_buf;
 
 use crate::common::{backing, Devices, Exporter, Live};
 use crate::tap::Tap;

@@ -12,9 +12,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use nix::sys::stat::{fstat, FileStat};
 
-use validator::parse::fdinfo::FdInfo;
-use validator::uapi::heap::DmaHeap;
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::parse::fdinfo::FdInfo;
+use dmabuf::uapi::heap::DmaHeap;
+use dmabuf::uapi::udmabuf::{self, Udmabuf};
 
 use crate::sys;
 
@@ -140,7 +140,7 @@ impl Factory {
     pub fn heap(&self) -> Result<&DmaHeap> {
         self.heap
             .as_ref()
-            .ok_or_else(|| anyhow!("{} is not open", validator::uapi::heap::SYSTEM))
+            .ok_or_else(|| anyhow!("{} is not open", dmabuf::uapi::heap::SYSTEM))
     }
 
     /// Exports a new dma-buf of `size` bytes, fstat()s and records it.
@@ -287,7 +287,7 @@ impl Population {
     pub fn name_for(exporter: Exporter, i: usize) -> String {
         let name = format!("{exporter}-{i}");
         if i == 0 {
-            let max = validator::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
+            let max = dmabuf::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
             format!("{name:-<max$}")
         } else {
             name
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn names_fit_dma_buf_name_len() {
-        let max = validator::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
+        let max = dmabuf::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
         assert_eq!(Population::name_for(Exporter::Udmabuf, 0).len(), max);
         assert_eq!(Population::name_for(Exporter::Heap, 0).len(), max);
         assert_eq!(Population::name_for(Exporter::Heap, 12345), "heap-12345");

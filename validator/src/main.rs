@@ -21,7 +21,7 @@ mod checks;
 mod ctx;
 mod dump;
 mod preflight;
-use validator::sys;
+use dmabuf::sys;
 
 use checks::{Check, Ctx, Opts, CHECKS};
 use ctx::Exporter;

@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-use validator::uapi::{heap, udmabuf};
+use dmabuf::uapi::{heap, udmabuf};
 
 use crate::checks::Need;
 use crate::ctx::{population_pages, Exporter, Factory};

@@ -7,8 +7,8 @@ use std::ffi::CString;
 
 use anyhow::{bail, Context, Result};
 
-use validator::parse::bufinfo::{BufInfo, Buffer};
-use validator::uapi::dma_buf;
+use dmabuf::parse::bufinfo::{BufInfo, Buffer};
+use dmabuf::uapi::dma_buf;
 
 use super::{Ctx, Findings};
 use crate::ctx::{Backing, DmaBuf, Exporter};

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use nix::sys::stat::fstat;
 
-use validator::uapi::dma_buf::{self, LINK_PREFIX};
+use dmabuf::uapi::dma_buf::{self, LINK_PREFIX};
 
 use super::Ctx;
 use crate::ctx::{Backing, DmaBuf, Exporter, Factory};
@@ -102,7 +102,7 @@ impl<'a> Shared<'a> {
         let page = self.f.page;
         let arena = match self.e {
             Exporter::Udmabuf => Some(
-                validator::uapi::udmabuf::sealed_memfd(PER_CREATOR * page)
+                dmabuf::uapi::udmabuf::sealed_memfd(PER_CREATOR * page)
                     .context("memfd sealed with F_SEAL_SHRINK")?,
             ),
             Exporter::Heap => None,

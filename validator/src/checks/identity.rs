@@ -15,7 +15,7 @@ use nix::sys::stat::{fstat, stat};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getpid, ForkResult, Pid};
 
-use validator::parse::maps;
+use dmabuf::parse::maps;
 
 use super::population::dev_name;
 use super::Ctx;
@@ -295,7 +295,7 @@ pub fn st_ino_not_reused(ctx: &mut Ctx, e: Exporter) -> Result<String> {
     let page = ctx.f.page;
     let arena = match e {
         Exporter::Udmabuf => Some(
-            validator::uapi::udmabuf::sealed_memfd(BATCH * page)
+            dmabuf::uapi::udmabuf::sealed_memfd(BATCH * page)
                 .context("memfd sealed with F_SEAL_SHRINK")?,
         ),
         Exporter::Heap => None,

@@ -181,11 +181,7 @@ impl Drop for Mapping {
         // SAFETY: `addr` is a mapping of `len` bytes made by the constructor
         // and not unmapped before.
         if let Err(e) = unsafe { nix::sys::mman::munmap(self.addr, self.len) } {
-            eprintln!(
-                "validator: munmap of {:#x}, {} bytes: {e}",
-                self.start(),
-                self.len
-            );
+            eprintln!("munmap of {:#x}, {} bytes: {e}", self.start(), self.len);
         }
     }
 }
