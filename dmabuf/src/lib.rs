@@ -9,9 +9,19 @@
 //!   on the host with text captured from real kernels (`testdata/`).
 //! - [`uapi`]: the ioctls of `linux/dma-buf.h`, `linux/udmabuf.h` and
 //!   `linux/dma-heap.h`.
+//! - [`exporter`]: the two exporters the tools use, their devices opened
+//!   with an error that says what is missing, and one way to export from
+//!   either.
 //! - [`sys`]: the I/O around the parsers: reading procfs and debugfs files,
 //!   fd links, shared mappings.
+//! - [`tap`]: the TAP output of the tests that run in the VM.
+//! - [`rng`]: the seeded generator their random operation mixes use.
 
+pub mod exporter;
 pub mod parse;
+pub mod rng;
 pub mod sys;
+pub mod tap;
 pub mod uapi;
+
+pub use exporter::{Backing, Devices, Exporter};

@@ -9,10 +9,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use anyhow::{Context, Result};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
+use dmabuf::sys;
 use dmabuf::uapi::dma_buf;
+use dmabuf::{Backing, Exporter};
 
-use crate::ctx::{Backing, Exporter, Factory};
-use crate::sys;
+use crate::ctx::Factory;
 
 fn section(name: &str, text: &str) {
     println!("==> {name} <==");

@@ -16,11 +16,12 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getpid, ForkResult, Pid};
 
 use dmabuf::parse::maps;
+use dmabuf::sys;
+use dmabuf::{Backing, Exporter};
 
 use super::population::dev_name;
 use super::Ctx;
-use crate::ctx::{Backing, DmaBuf, Exporter};
-use crate::sys;
+use crate::ctx::DmaBuf;
 
 /// Buffer sizes, in pages, of the checks that follow a few buffers.
 const SAMPLE_PAGES: [u64; 3] = [1, 3, 256];

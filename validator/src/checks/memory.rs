@@ -36,10 +36,11 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use dmabuf::parse::meminfo::Meminfo;
 use dmabuf::parse::slabinfo::Cache;
+use dmabuf::sys;
+use dmabuf::{Backing, Exporter};
 
 use super::Ctx;
-use crate::ctx::{Backing, Exporter, Factory};
-use crate::sys;
+use crate::ctx::Factory;
 
 /// How long deferred frees (RCU) may take to bring the counts back.
 const SETTLE: Duration = Duration::from_secs(3);

@@ -10,11 +10,12 @@ use nix::sys::stat::{major, minor};
 use nix::sys::statfs::fstatfs;
 
 use dmabuf::parse::fdinfo::FdInfo;
+use dmabuf::sys;
 use dmabuf::uapi::dma_buf::{self, ANON_INODE_FS_MAGIC, DMA_BUF_MAGIC, LINK_PREFIX};
+use dmabuf::{Backing, Exporter};
 
 use super::{Ctx, Findings};
-use crate::ctx::{Backing, Exporter, Population};
-use crate::sys;
+use crate::ctx::Population;
 
 /// `major:minor` of a device number, as /proc/PID/maps prints it.
 pub fn dev_name(dev: u64) -> String {
