@@ -8,14 +8,12 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
-use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::stat::fstat;
 
-use validator::parse::slabinfo::Cache;
-use validator::sys;
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::parse::slabinfo::Cache;
+use dmabuf::uapi::udmabuf;
+use dmabuf::{sys, Backing, Devices, Exporter};
 
 use crate::model::{diff, Latency, Memory, Model, Run, Stats};
 
@@ -36,18 +34,12 @@ pub struct Opts {
     pub iterations: u64,
 }
 
-/// Opens /dev/udmabuf, with what to do when it is not there.
-fn open_udmabuf() -> Result<Udmabuf> {
-    Udmabuf::open().map_err(|e| match e {
-        Errno::ENOENT | Errno::ENODEV | Errno::ENXIO => anyhow::anyhow!(
-            "/dev/udmabuf not found: this kernel lacks CONFIG_UDMABUF, or devtmpfs is not \
-             mounted on /dev; run the benchmark in the test VM (ci/bench, or \
-             ci/vm run rust -- dmabuf-bench measure)"
-        ),
-        Errno::EACCES | Errno::EPERM => {
-            anyhow::anyhow!("/dev/udmabuf: permission denied: run the benchmark as root")
-        }
-        e => anyhow::anyhow!("open /dev/udmabuf: {e}"),
+/// /dev/udmabuf, or what is missing and where to run instead.
+fn open_devices() -> Result<Devices> {
+    Devices::open(&[Exporter::Udmabuf]).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; run the benchmark in the test VM (ci/bench, or ci/vm run rust -- dmabuf-bench measure)"
+        )
     })
 }
 
@@ -72,16 +64,18 @@ fn raise_nofile(fds: u64) -> Result<()> {
 /// that the buffers made on it allocate none.
 fn backing(pages: u64) -> Result<OwnedFd> {
     let len = pages * sys::page_size();
-    let fd = udmabuf::sealed_memfd(len).with_context(|| format!("memfd of {len} bytes"))?;
-    fallocate(&fd, FallocateFlags::empty(), 0, len as libc::off_t)
-        .with_context(|| format!("fallocate of a {len} byte memfd"))?;
-    Ok(fd)
+    udmabuf::populated_memfd(len).with_context(|| format!("memfd of {len} bytes, fallocated"))
 }
 
-fn export(u: &Udmabuf, memfd: &OwnedFd, page: u64) -> Result<OwnedFd> {
+/// A one-page udmabuf of page `page` of `memfd`.
+fn export(d: &Devices, memfd: &OwnedFd, page: u64) -> Result<OwnedFd> {
     let size = sys::page_size();
-    u.create(memfd.as_fd(), page * size, size)
-        .with_context(|| format!("UDMABUF_CREATE of page {page} of the memfd"))
+    d.export(
+        Exporter::Udmabuf,
+        size,
+        Backing::Slice(memfd.as_fd(), page * size),
+    )
+    .with_context(|| format!("export of page {page} of the memfd"))
 }
 
 /// Every slab cache (per-CPU slabs flushed first) and meminfo's Slab, in
@@ -114,14 +108,14 @@ fn settled_sample() -> Result<(Vec<Cache>, i64)> {
 }
 
 /// Kernel memory of `count` live single-page buffers.
-fn memory(u: &Udmabuf, count: u64) -> Result<Memory> {
+fn memory(d: &Devices, count: u64) -> Result<Memory> {
     let memfd = backing(count)?;
     for i in 0..WARMUP.min(count) {
-        drop(export(u, &memfd, i)?);
+        drop(export(d, &memfd, i)?);
     }
     let (before, slab_before) = settled_sample()?;
     let bufs = (0..count)
-        .map(|i| export(u, &memfd, i))
+        .map(|i| export(d, &memfd, i))
         .collect::<Result<Vec<_>>>()?;
     let (after, slab_after) = settled_sample()?;
     drop(bufs);
@@ -148,10 +142,10 @@ fn timed(iterations: u64, mut op: impl FnMut() -> Result<()>) -> Result<Stats> {
     Ok(Stats::of(&mut ns))
 }
 
-fn latency(u: &Udmabuf, iterations: u64) -> Result<Latency> {
+fn latency(d: &Devices, iterations: u64) -> Result<Latency> {
     let memfd = backing(1)?;
-    let export_close = timed(iterations, || export(u, &memfd, 0).map(drop))?;
-    let buf = export(u, &memfd, 0)?;
+    let export_close = timed(iterations, || export(d, &memfd, 0).map(drop))?;
+    let buf = export(d, &memfd, 0)?;
     let fstat = timed(iterations, || {
         fstat(&buf).context("fstat of a dma-buf")?;
         Ok(())
@@ -163,9 +157,9 @@ fn latency(u: &Udmabuf, iterations: u64) -> Result<Latency> {
 }
 
 /// Whether two live buffers have one inode or two.
-fn model(u: &Udmabuf) -> Result<Model> {
+fn model(d: &Devices) -> Result<Model> {
     let memfd = backing(2)?;
-    let (a, b) = (export(u, &memfd, 0)?, export(u, &memfd, 1)?);
+    let (a, b) = (export(d, &memfd, 0)?, export(d, &memfd, 1)?);
     let ino = |fd: &OwnedFd| fstat(fd).map(|s| s.st_ino).context("fstat of a dma-buf");
     Ok(if ino(&a)? == ino(&b)? {
         Model::Singleton
@@ -229,7 +223,7 @@ pub fn clocksource() -> String {
 const CLOCKSOURCE: &str = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
 
 pub fn run(opts: &Opts) -> Result<Run> {
-    let u = open_udmabuf()?;
+    let d = open_devices()?;
     let most = opts.counts.iter().copied().max().unwrap_or(0);
     raise_nofile(most)?;
     let kernel = nix::sys::utsname::uname()
@@ -237,13 +231,13 @@ pub fn run(opts: &Opts) -> Result<Run> {
         .release()
         .to_string_lossy()
         .into_owned();
-    let model = model(&u)?;
+    let model = model(&d)?;
     let memory = opts
         .counts
         .iter()
-        .map(|&n| memory(&u, n).with_context(|| format!("memory of {n} buffers")))
+        .map(|&n| memory(&d, n).with_context(|| format!("memory of {n} buffers")))
         .collect::<Result<Vec<_>>>()?;
-    let latency = latency(&u, opts.iterations)?;
+    let latency = latency(&d, opts.iterations)?;
     Ok(Run {
         kernel,
         model,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use validator::parse::slabinfo::Cache;
+use dmabuf::parse::slabinfo::Cache;
 
 /// How a kernel's dma-bufs get their inode, as seen from userspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

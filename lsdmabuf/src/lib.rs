@@ -10,7 +10,7 @@
 //!   read.
 //! - [`raw`]: that text, and its capture format for tests.
 //! - [`model`]: pure: buffers, holders, per-process Rss and Pss, exporters,
-//!   totals, filters and sorting; parses with the `validator` crate's
+//!   totals, filters and sorting; parses with the `dmabuf` crate's
 //!   parsers.
 //! - [`human`]: tables and sizes for people.
 

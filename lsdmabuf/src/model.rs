@@ -20,8 +20,9 @@ use std::fmt;
 
 use nix::errno::Errno;
 use serde::Serialize;
-use validator::parse::{bufinfo, fdinfo, maps};
-use validator::uapi::dma_buf::LINK_PREFIX;
+
+use dmabuf::parse::{bufinfo, fdinfo, maps};
+use dmabuf::uapi::dma_buf::LINK_PREFIX;
 
 use crate::raw::{FileStat, Raw, RawFd};
 
@@ -80,13 +81,13 @@ fn dmabuf_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 fn dmabuf_mapping(
     line: &str,
     n: usize,
-) -> Result<Option<maps::Mapping>, validator::parse::ParseError> {
+) -> Result<Option<maps::Mapping>, dmabuf::parse::ParseError> {
     let m = maps::parse_line(line, n)?;
     Ok((m.major == 0 && m.pathname.starts_with(LINK_PREFIX)).then_some(m))
 }
 
 /// The mappings of dma-bufs in the text of `/proc/PID/maps`.
-pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, validator::parse::ParseError> {
+pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, dmabuf::parse::ParseError> {
     dmabuf_lines(text)
         .filter_map(|(n, line)| dmabuf_mapping(line, n).transpose())
         .collect()

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use nix::errno::Errno;
 
-use validator::sys;
-use validator::uapi::heap::{self, DmaHeap};
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::exporter::ExportError;
+use dmabuf::uapi::udmabuf;
+use dmabuf::{sys, Backing, Devices, Exporter};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Which {
@@ -22,80 +21,41 @@ pub enum Which {
     All,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exporter {
-    Udmabuf,
-    Heap,
-}
-
-impl Exporter {
-    pub fn name(self) -> &'static str {
-        match self {
-            Exporter::Udmabuf => "udmabuf",
-            Exporter::Heap => "heap",
-        }
-    }
-}
-
 impl Which {
     pub fn exporters(self) -> Vec<Exporter> {
         match self {
             Which::Udmabuf => vec![Exporter::Udmabuf],
             Which::Heap => vec![Exporter::Heap],
-            Which::All => vec![Exporter::Udmabuf, Exporter::Heap],
+            Which::All => Exporter::ALL.to_vec(),
         }
     }
 }
 
-/// The devices the exporters need, opened once.
-pub struct Devices {
-    pub udmabuf: Udmabuf,
-    pub heap: DmaHeap,
+/// Both exporters' devices, or what is missing and where to run instead.
+pub fn open_devices() -> Result<Devices> {
+    Devices::open(&Exporter::ALL).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; run dmabuf-stress in the test VM: ci/vm run rust -- dmabuf-stress ..."
+        )
+    })
 }
 
-fn device_error(path: &str, e: Errno, config: &str) -> anyhow::Error {
-    match e {
-        Errno::ENOENT | Errno::ENODEV | Errno::ENXIO => anyhow::anyhow!(
-            "{path} not found: this kernel lacks {config} (or devtmpfs is not on /dev); run \
-             dmabuf-stress in the test VM: ci/vm run rust -- dmabuf-stress ..."
-        ),
-        Errno::EACCES | Errno::EPERM => anyhow::anyhow!("{path}: permission denied: run as root"),
-        e => anyhow::anyhow!("open {path}: {e}"),
-    }
-}
-
-impl Devices {
-    pub fn open() -> Result<Devices> {
-        Ok(Devices {
-            udmabuf: Udmabuf::open()
-                .map_err(|e| device_error("/dev/udmabuf", e, "CONFIG_UDMABUF"))?,
-            heap: DmaHeap::open(heap::SYSTEM)
-                .map_err(|e| device_error(heap::SYSTEM, e, "CONFIG_DMABUF_HEAPS_SYSTEM"))?,
-        })
-    }
-
-    /// A one-page buffer; for udmabuf, page `page` of `memfd`.
-    pub fn export(&self, e: Exporter, memfd: &OwnedFd, page: u64) -> nix::Result<OwnedFd> {
-        let size = sys::page_size();
-        match e {
-            Exporter::Udmabuf => self.udmabuf.create(memfd.as_fd(), page * size, size),
-            Exporter::Heap => self.heap.alloc(size),
-        }
-    }
+/// A one-page buffer of `e`; for udmabuf, page `page` of `memfd`. The
+/// export ioctl is the only call.
+pub fn export(
+    d: &Devices,
+    e: Exporter,
+    memfd: &OwnedFd,
+    page: u64,
+) -> Result<OwnedFd, ExportError> {
+    let size = sys::page_size();
+    d.export(e, size, Backing::Slice(memfd.as_fd(), page * size))
 }
 
 /// A sealed memfd of `pages` pages for udmabuf, its pages allocated.
 pub fn backing(pages: u64) -> Result<OwnedFd> {
     let len = pages * sys::page_size();
-    let fd = udmabuf::sealed_memfd(len).with_context(|| format!("memfd of {len} bytes"))?;
-    nix::fcntl::fallocate(
-        &fd,
-        nix::fcntl::FallocateFlags::empty(),
-        0,
-        len as libc::off_t,
-    )
-    .with_context(|| format!("fallocate of a {len} byte memfd"))?;
-    Ok(fd)
+    udmabuf::populated_memfd(len).with_context(|| format!("memfd of {len} bytes, fallocated"))
 }
 
 /// What must come back to where it was: this process's fds, the buffers

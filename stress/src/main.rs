@@ -13,10 +13,9 @@ mod common;
 mod faults;
 mod security;
 mod stress;
-mod tap;
 
 use common::Which;
-use tap::Tap;
+use dmabuf::tap::Tap;
 
 #[derive(Parser)]
 #[command(
@@ -88,7 +87,7 @@ fn main_() -> Result<bool> {
         );
         return Ok(true);
     }
-    let mut tap = Tap::new();
+    let mut tap = Tap::stdout();
     match cmd {
         Command::FailNth { exporter, rounds } => faults::run(exporter, rounds, &mut tap)?,
         Command::Run { threads, ops, seed } => stress::run(threads, ops, seed, &mut tap)?,

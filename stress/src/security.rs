@@ -14,15 +14,13 @@ use nix::fcntl::{open, readlink, OFlag};
 use nix::sys::stat::{fstat, stat, Mode};
 use serde::{Deserialize, Serialize};
 
-use validator::sys::{self, Mapping};
-use validator::uapi::dma_buf;
-use validator::uapi::udmabuf;
+use dmabuf::sys::{self, Mapping, NOBODY};
+use dmabuf::tap::Tap;
+use dmabuf::uapi::dma_buf;
+use dmabuf::uapi::udmabuf;
+use dmabuf::Exporter;
 
-use crate::common::{backing, Devices, Exporter};
-use crate::tap::Tap;
-
-/// The user the probe runs as.
-pub const NOBODY: u32 = 65534;
+use crate::common::{backing, export, open_devices};
 
 /// One file of the parent's to probe: its fd and the range of a mapping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,18 +105,17 @@ pub fn run(tap: &mut Tap) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("dmabuf-stress security runs as root (it makes root's buffers and probes them as uid {NOBODY})");
     }
-    let d = Devices::open()?;
+    let d = open_devices()?;
     let memfd = backing(1)?;
     let page = sys::page_size();
     let bufs = [
         (
             Exporter::Udmabuf,
-            d.export(Exporter::Udmabuf, &memfd, 0)
-                .context("udmabuf export")?,
+            export(&d, Exporter::Udmabuf, &memfd, 0).context("udmabuf export")?,
         ),
         (
             Exporter::Heap,
-            d.export(Exporter::Heap, &memfd, 0).context("heap alloc")?,
+            export(&d, Exporter::Heap, &memfd, 0).context("heap alloc")?,
         ),
     ];
     let plain = udmabuf::sealed_memfd(page).context("the comparison memfd")?;

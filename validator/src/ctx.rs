@@ -3,56 +3,19 @@
 //! run, and the population of `--count` live buffers.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use nix::sys::stat::{fstat, FileStat};
 
-use validator::parse::fdinfo::FdInfo;
-use validator::uapi::heap::DmaHeap;
-use validator::uapi::udmabuf::{self, Udmabuf};
-
-use crate::sys;
-
-/// Where a dma-buf comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Exporter {
-    /// /dev/udmabuf: pages of a sealed memfd.
-    Udmabuf,
-    /// /dev/dma_heap/system: pages of the system dma-heap.
-    Heap,
-}
-
-impl Exporter {
-    pub const ALL: [Exporter; 2] = [Exporter::Udmabuf, Exporter::Heap];
-
-    /// The prefix of this exporter's check names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Exporter::Udmabuf => "udmabuf",
-            Exporter::Heap => "heap",
-        }
-    }
-
-    /// `exp_name` in fdinfo and bufinfo.
-    pub fn exp_name(self) -> &'static str {
-        match self {
-            Exporter::Udmabuf => "udmabuf",
-            Exporter::Heap => "system",
-        }
-    }
-}
-
-impl fmt::Display for Exporter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use dmabuf::exporter::ExportError;
+use dmabuf::parse::fdinfo::FdInfo;
+use dmabuf::uapi::heap::DmaHeap;
+use dmabuf::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::{sys, Backing, Devices, Exporter};
 
 /// A dma-buf the validator created, with what fstat() said right after.
 #[derive(Debug)]
@@ -98,54 +61,46 @@ struct History {
     created: HashMap<Exporter, u64>,
 }
 
-/// What the memory of a udmabuf comes from; heap buffers ignore it.
-#[derive(Clone, Copy)]
-pub enum Backing<'a> {
-    /// A memfd of its own, sealed with F_SEAL_SHRINK, closed after the
-    /// export (the udmabuf keeps its pages pinned).
-    OwnMemfd,
-    /// `size` bytes at this offset of a sealed memfd.
-    Slice(BorrowedFd<'a>, u64),
-}
-
 /// Creates dma-bufs and records their inode numbers. Shared by threads.
 pub struct Factory {
     pub page: u64,
     /// udmabuf's size limit in bytes.
     pub size_limit: u64,
-    udmabuf: Option<Udmabuf>,
-    heap: Option<DmaHeap>,
+    pub devices: Devices,
     serial: AtomicU64,
     history: Mutex<History>,
 }
 
 impl Factory {
-    pub fn new(udmabuf: Option<Udmabuf>, heap: Option<DmaHeap>) -> Self {
+    pub fn new(devices: Devices) -> Self {
         Self {
             page: sys::page_size(),
             size_limit: udmabuf::size_limit(),
-            udmabuf,
-            heap,
+            devices,
             serial: AtomicU64::new(0),
             history: Mutex::default(),
         }
     }
 
+    /// `/dev/udmabuf`, for the checks that call its ioctl themselves.
     pub fn udmabuf(&self) -> Result<&Udmabuf> {
-        self.udmabuf
-            .as_ref()
-            .ok_or_else(|| anyhow!("{} is not open", udmabuf::DEVICE))
+        Ok(self
+            .devices
+            .udmabuf()
+            .ok_or(ExportError::NotOpen(Exporter::Udmabuf))?)
     }
 
+    /// The system heap, for the checks that call its ioctl themselves.
     pub fn heap(&self) -> Result<&DmaHeap> {
-        self.heap
-            .as_ref()
-            .ok_or_else(|| anyhow!("{} is not open", validator::uapi::heap::SYSTEM))
+        Ok(self
+            .devices
+            .heap()
+            .ok_or(ExportError::NotOpen(Exporter::Heap))?)
     }
 
     /// Exports a new dma-buf of `size` bytes, fstat()s and records it.
     pub fn create(&self, exporter: Exporter, size: u64, backing: Backing<'_>) -> Result<DmaBuf> {
-        let fd = self.export(exporter, size, backing)?;
+        let fd = self.devices.export(exporter, size, backing)?;
         let stat = fstat(&fd).context("fstat(new dma-buf)")?;
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         self.record(exporter, serial, stat.st_ino);
@@ -155,33 +110,6 @@ impl Factory {
             stat,
             serial,
         })
-    }
-
-    /// Exports a new dma-buf without recording it.
-    fn export(&self, exporter: Exporter, size: u64, backing: Backing<'_>) -> Result<OwnedFd> {
-        match exporter {
-            Exporter::Udmabuf => {
-                let dev = self.udmabuf()?;
-                match backing {
-                    Backing::OwnMemfd => {
-                        let memfd = udmabuf::sealed_memfd(size).with_context(|| {
-                            format!("memfd of {size} bytes sealed with F_SEAL_SHRINK")
-                        })?;
-                        dev.create(memfd.as_fd(), 0, size)
-                            .with_context(|| format!("ioctl(UDMABUF_CREATE, size {size})"))
-                    }
-                    Backing::Slice(memfd, offset) => {
-                        dev.create(memfd, offset, size).with_context(|| {
-                            format!("ioctl(UDMABUF_CREATE, offset {offset}, size {size})")
-                        })
-                    }
-                }
-            }
-            Exporter::Heap => self
-                .heap()?
-                .alloc(size)
-                .with_context(|| format!("ioctl(DMA_HEAP_IOCTL_ALLOC, len {size})")),
-        }
     }
 
     fn record(&self, exporter: Exporter, serial: u64, ino: u64) {
@@ -292,7 +220,7 @@ impl Population {
     pub fn name_for(exporter: Exporter, i: usize) -> String {
         let name = format!("{exporter}-{i}");
         if i == 0 {
-            let max = validator::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
+            let max = dmabuf::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
             format!("{name:-<max$}")
         } else {
             name
@@ -332,7 +260,7 @@ mod tests {
 
     #[test]
     fn names_fit_dma_buf_name_len() {
-        let max = validator::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
+        let max = dmabuf::uapi::dma_buf::DMA_BUF_NAME_LEN - 1;
         assert_eq!(Population::name_for(Exporter::Udmabuf, 0).len(), max);
         assert_eq!(Population::name_for(Exporter::Heap, 0).len(), max);
         assert_eq!(Population::name_for(Exporter::Heap, 12345), "heap-12345");

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `--dump`: the raw text of the kernel interfaces the parsers read, for a
 //! few buffers of each exporter, between `==> NAME <==` and `<== NAME ==>`
-//! lines. The parsers' test data in testdata/ was captured with it.
+//! lines. The parsers' test data in dmabuf/testdata/ was captured with it.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -9,10 +9,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use anyhow::{Context, Result};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
-use validator::uapi::dma_buf;
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf;
+use dmabuf::{Backing, Exporter};
 
-use crate::ctx::{Backing, Exporter, Factory};
-use crate::sys;
+use crate::ctx::Factory;
 
 fn section(name: &str, text: &str) {
     println!("==> {name} <==");

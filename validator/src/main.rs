@@ -21,10 +21,10 @@ mod checks;
 mod ctx;
 mod dump;
 mod preflight;
-use validator::sys;
 
 use checks::{Check, Ctx, Opts, CHECKS};
-use ctx::Exporter;
+use dmabuf::tap::Tap;
+use dmabuf::Exporter;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExporterArg {
@@ -163,11 +163,6 @@ fn select(args: &Args) -> Result<Vec<(Exporter, &'static Check)>> {
     Ok(selected)
 }
 
-/// One line of TAP: no newline, and no ` # ` that would start a directive.
-fn tap_text(s: &str) -> String {
-    s.replace('\n', "; ").replace(" # ", " - ")
-}
-
 fn run(args: &Args) -> Result<bool> {
     let selected = select(args)?;
     if args.list_checks {
@@ -201,11 +196,10 @@ fn run(args: &Args) -> Result<bool> {
         Ok(f) => f,
         Err(problems) => {
             if args.format == Format::Tap {
-                println!("TAP version 14");
-                println!(
-                    "Bail out! the validator cannot run here: {}",
-                    tap_text(&problems.join("; "))
-                );
+                Tap::stdout().bail_out(&format!(
+                    "the validator cannot run here: {}",
+                    problems.join("; ")
+                ));
             }
             return Err(preflight::report(problems));
         }
@@ -219,26 +213,23 @@ fn run(args: &Args) -> Result<bool> {
     );
 
     let start = Instant::now();
-    let tap = args.format == Format::Tap;
-    let mut out = std::io::stdout().lock();
-    if tap {
-        writeln!(out, "TAP version 14")?;
-        writeln!(out, "1..{}", selected.len())?;
+    let mut tap = (args.format == Format::Tap).then(Tap::stdout);
+    if let Some(tap) = &mut tap {
+        tap.plan(selected.len());
         let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
             .ok()
             .flatten()
             .unwrap_or(0);
-        writeln!(
-            out,
-            "# count {}, cycles {}, page {}, udmabuf size limit {} MiB, {cpus} CPUs online",
+        tap.comment(&format!(
+            "count {}, cycles {}, page {}, udmabuf size limit {} MiB, {cpus} CPUs online",
             args.count,
             args.cycles,
             ctx.f.page,
             ctx.f.size_limit >> 20
-        )?;
+        ));
     }
     let mut outcomes = Vec::with_capacity(selected.len());
-    for (i, &(e, check)) in selected.iter().enumerate() {
+    for &(e, check) in &selected {
         if !check.population {
             ctx.drop_population();
         }
@@ -257,20 +248,12 @@ fn run(args: &Args) -> Result<bool> {
             seconds,
             notes: std::mem::take(&mut ctx.notes),
         };
-        if tap {
-            let status = if ok { "ok" } else { "not ok" };
-            writeln!(
-                out,
-                "{status} {} - {}: {}",
-                i + 1,
-                outcome.name,
-                tap_text(&outcome.message)
-            )?;
+        if let Some(tap) = &mut tap {
+            tap.result(&outcome.name, ok, &outcome.message);
             for note in &outcome.notes {
-                writeln!(out, "# {}", tap_text(note))?;
+                tap.comment(note);
             }
-            writeln!(out, "# {} took {seconds:.2} s", outcome.name)?;
-            out.flush()?;
+            tap.comment(&format!("{} took {seconds:.2} s", outcome.name));
         }
         outcomes.push(outcome);
     }
@@ -278,17 +261,9 @@ fn run(args: &Args) -> Result<bool> {
     let passed = outcomes.iter().filter(|o| o.ok).count();
     let failed = outcomes.len() - passed;
     let seconds = start.elapsed().as_secs_f64();
-    if tap {
-        writeln!(out, "# {} checks in {seconds:.2} s", outcomes.len())?;
-        if failed > 0 {
-            let names: Vec<&str> = outcomes
-                .iter()
-                .filter(|o| !o.ok)
-                .map(|o| o.name.as_str())
-                .collect();
-            writeln!(out, "# failed: {}", names.join(","))?;
-        }
-        writeln!(out, "{passed} passed, {failed} failed")?;
+    if let Some(mut tap) = tap {
+        tap.comment(&format!("{} checks in {seconds:.2} s", outcomes.len()));
+        tap.finish();
     } else {
         #[derive(Serialize)]
         struct Report<'a> {
@@ -307,6 +282,7 @@ fn run(args: &Args) -> Result<bool> {
             failed,
             seconds,
         };
+        let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     }
@@ -413,11 +389,5 @@ mod tests {
         let all = select(&args(&["--exporter", "heap"])).unwrap();
         let first_other = all.iter().position(|(_, c)| !c.population).unwrap();
         assert!(all[first_other..].iter().all(|(_, c)| !c.population));
-    }
-
-    #[test]
-    fn tap_text_is_one_line_without_directives() {
-        assert_eq!(tap_text("a\nb # SKIP c"), "a; b - SKIP c");
-        assert_eq!(tap_text("buffer #3"), "buffer #3");
     }
 }

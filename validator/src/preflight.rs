@@ -8,11 +8,11 @@ use std::io::ErrorKind;
 use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-use validator::uapi::{heap, udmabuf};
+use dmabuf::exporter::OpenError;
+use dmabuf::{sys, Devices, Exporter};
 
 use crate::checks::Need;
-use crate::ctx::{population_pages, Exporter, Factory};
-use crate::sys;
+use crate::ctx::{population_pages, Factory};
 
 /// fds beyond the population's: the checks' own buffers, pipes, sockets,
 /// the concurrency check's pool.
@@ -22,16 +22,17 @@ const FD_HEADROOM: u64 = 256;
 /// own structures and page arrays.
 const KERNEL_BYTES_PER_BUFFER: u64 = 4096;
 
-fn device_problem(path: &str, e: Errno, config: &str, other: &str) -> String {
-    match e {
-        Errno::ENOENT | Errno::ENODEV | Errno::ENXIO => format!(
-            "{path} does not exist: the kernel needs {config}, and devtmpfs mounted on /dev \
-             (mount -t devtmpfs devtmpfs /dev); or test only {other} with --exporter {other}"
-        ),
-        Errno::EACCES | Errno::EPERM => {
-            format!("{path}: permission denied: run the validator as root")
+/// What is missing for an exporter, and how to do without it.
+fn device_problem(e: &OpenError) -> String {
+    let other = match e.exporter {
+        Exporter::Udmabuf => Exporter::Heap,
+        Exporter::Heap => Exporter::Udmabuf,
+    };
+    match e.errno {
+        Errno::ENOENT | Errno::ENODEV | Errno::ENXIO => {
+            format!("{e}; or test only {other} with --exporter {other}")
         }
-        e => format!("open {path}: {e}"),
+        _ => e.to_string(),
     }
 }
 
@@ -134,30 +135,10 @@ pub fn open(
     cycles: usize,
 ) -> Result<Factory, Vec<String>> {
     let mut problems = Vec::new();
-    let mut dev = None;
-    let mut heap_dev = None;
-    for &e in exporters {
-        match e {
-            Exporter::Udmabuf => match udmabuf::Udmabuf::open() {
-                Ok(d) => dev = Some(d),
-                Err(err) => problems.push(device_problem(
-                    udmabuf::DEVICE,
-                    err,
-                    "CONFIG_UDMABUF=y",
-                    "heap",
-                )),
-            },
-            Exporter::Heap => match heap::DmaHeap::open(heap::SYSTEM) {
-                Ok(d) => heap_dev = Some(d),
-                Err(err) => problems.push(device_problem(
-                    heap::SYSTEM,
-                    err,
-                    "CONFIG_DMABUF_HEAPS=y and CONFIG_DMABUF_HEAPS_SYSTEM=y",
-                    "udmabuf",
-                )),
-            },
-        }
-    }
+    let devices = Devices::open(exporters).unwrap_or_else(|errors| {
+        problems.extend(errors.0.iter().map(device_problem));
+        Devices::default()
+    });
     let mut seen = Vec::new();
     for &need in needs {
         if !seen.contains(&need) {
@@ -165,7 +146,7 @@ pub fn open(
             problems.extend(need_problem(need));
         }
     }
-    let factory = Factory::new(dev, heap_dev);
+    let factory = Factory::new(devices);
     problems.extend(nofile_problem(count as u64 + FD_HEADROOM, count));
     problems.extend(memory_problem(&factory, exporters, count, cycles));
     if problems.is_empty() {

@@ -24,14 +24,14 @@ use nix::errno::Errno;
 use nix::fcntl::SealFlag;
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
-use validator::parse::fdinfo::FdInfo;
-use validator::uapi::dma_buf::{self, DMA_BUF_NAME_LEN};
-use validator::uapi::heap::DmaHeapAllocationData;
-use validator::uapi::udmabuf::{self, UdmabufCreate, UDMABUF_FLAGS_CLOEXEC};
+use dmabuf::parse::fdinfo::FdInfo;
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf::{self, DMA_BUF_NAME_LEN};
+use dmabuf::uapi::heap::DmaHeapAllocationData;
+use dmabuf::uapi::udmabuf::{self, UdmabufCreate, UDMABUF_FLAGS_CLOEXEC};
+use dmabuf::{Backing, Exporter};
 
 use super::Ctx;
-use crate::ctx::{Backing, Exporter};
-use crate::sys;
 
 /// What a failed call must leave as it was.
 #[derive(Debug, PartialEq, Eq)]

@@ -7,12 +7,13 @@ use std::ffi::CString;
 
 use anyhow::{bail, Context, Result};
 
-use validator::parse::bufinfo::{BufInfo, Buffer};
-use validator::uapi::dma_buf;
+use dmabuf::parse::bufinfo::{BufInfo, Buffer};
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf;
+use dmabuf::{Backing, Exporter};
 
 use super::{Ctx, Findings};
-use crate::ctx::{Backing, DmaBuf, Exporter};
-use crate::sys;
+use crate::ctx::DmaBuf;
 
 pub fn bufinfo_lists(ctx: &mut Ctx, e: Exporter) -> Result<String> {
     let p = ctx.population(e)?;

@@ -13,11 +13,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use nix::sys::stat::fstat;
 
-use validator::uapi::dma_buf::{self, LINK_PREFIX};
+use dmabuf::rng::Rng;
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf::{self, LINK_PREFIX};
+use dmabuf::{Backing, Exporter};
 
 use super::Ctx;
-use crate::ctx::{Backing, DmaBuf, Exporter, Factory};
-use crate::sys;
+use crate::ctx::{DmaBuf, Factory};
 
 /// Threads that create (and close) buffers, and buffers each creates.
 const CREATORS: u64 = 2;
@@ -27,18 +29,6 @@ const POOL: usize = 48;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A small xorshift generator: each thread picks buffers at random.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
-    }
 }
 
 struct Shared<'a> {
@@ -80,7 +70,7 @@ impl Drop for Live<'_> {
 impl<'a> Shared<'a> {
     fn pick(&self, rng: &mut Rng) -> Option<Arc<Live<'a>>> {
         let live = lock(&self.live);
-        (!live.is_empty()).then(|| live[rng.below(live.len())].clone())
+        (!live.is_empty()).then(|| live[rng.index(live.len())].clone())
     }
 
     fn count(&self, op: usize) {
@@ -89,7 +79,7 @@ impl<'a> Shared<'a> {
 
     /// Runs `body` until it fails or the creators are done.
     fn repeat(&self, who: &str, seed: u64, mut body: impl FnMut(&mut Rng) -> Result<()>) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         while !self.creators_done.load(Ordering::Acquire) {
             if let Err(e) = body(&mut rng) {
                 lock(&self.errors).push(format!("{who}: {e:#}"));
@@ -102,12 +92,12 @@ impl<'a> Shared<'a> {
         let page = self.f.page;
         let arena = match self.e {
             Exporter::Udmabuf => Some(
-                validator::uapi::udmabuf::sealed_memfd(PER_CREATOR * page)
+                dmabuf::uapi::udmabuf::sealed_memfd(PER_CREATOR * page)
                     .context("memfd sealed with F_SEAL_SHRINK")?,
             ),
             Exporter::Heap => None,
         };
-        let mut rng = Rng(0x9e37_79b9 * (id + 1));
+        let mut rng = Rng::new(0x9e37_79b9 * (id + 1));
         for i in 0..PER_CREATOR {
             let backing = match &arena {
                 Some(m) => Backing::Slice(m.as_fd(), i * page),
@@ -130,7 +120,7 @@ impl<'a> Shared<'a> {
                 let mut pool = lock(&self.live);
                 pool.push(live);
                 (pool.len() > POOL).then(|| {
-                    let i = rng.below(pool.len());
+                    let i = rng.index(pool.len());
                     pool.swap_remove(i)
                 })
             };

@@ -15,12 +15,13 @@ use nix::sys::stat::{fstat, stat};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getpid, ForkResult, Pid};
 
-use validator::parse::maps;
+use dmabuf::parse::maps;
+use dmabuf::sys;
+use dmabuf::{Backing, Exporter};
 
 use super::population::dev_name;
 use super::Ctx;
-use crate::ctx::{Backing, DmaBuf, Exporter};
-use crate::sys;
+use crate::ctx::DmaBuf;
 
 /// Buffer sizes, in pages, of the checks that follow a few buffers.
 const SAMPLE_PAGES: [u64; 3] = [1, 3, 256];
@@ -295,7 +296,7 @@ pub fn st_ino_not_reused(ctx: &mut Ctx, e: Exporter) -> Result<String> {
     let page = ctx.f.page;
     let arena = match e {
         Exporter::Udmabuf => Some(
-            validator::uapi::udmabuf::sealed_memfd(BATCH * page)
+            dmabuf::uapi::udmabuf::sealed_memfd(BATCH * page)
                 .context("memfd sealed with F_SEAL_SHRINK")?,
         ),
         Exporter::Heap => None,

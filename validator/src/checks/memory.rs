@@ -34,12 +34,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use validator::parse::meminfo::Meminfo;
-use validator::parse::slabinfo::Cache;
+use dmabuf::parse::meminfo::Meminfo;
+use dmabuf::parse::slabinfo::Cache;
+use dmabuf::sys;
+use dmabuf::{Backing, Exporter};
 
 use super::Ctx;
-use crate::ctx::{Backing, Exporter, Factory};
-use crate::sys;
+use crate::ctx::Factory;
 
 /// How long deferred frees (RCU) may take to bring the counts back.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -104,7 +105,7 @@ fn cycle(f: &Factory, e: Exporter, n: u64) -> Result<()> {
     // unpin leaks `n` pages, not one.
     let arena = match e {
         Exporter::Udmabuf => Some(
-            validator::uapi::udmabuf::sealed_memfd(n * f.page)
+            dmabuf::uapi::udmabuf::sealed_memfd(n * f.page)
                 .context("memfd sealed with F_SEAL_SHRINK")?,
         ),
         Exporter::Heap => None,

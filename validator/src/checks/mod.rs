@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
-use crate::ctx::{Exporter, Factory, Population};
+use dmabuf::Exporter;
+
+use crate::ctx::{Factory, Population};
 
 mod badinput;
 mod bufinfo;

@@ -9,12 +9,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::stat::{major, minor};
 use nix::sys::statfs::fstatfs;
 
-use validator::parse::fdinfo::FdInfo;
-use validator::uapi::dma_buf::{self, ANON_INODE_FS_MAGIC, DMA_BUF_MAGIC, LINK_PREFIX};
+use dmabuf::parse::fdinfo::FdInfo;
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf::{self, ANON_INODE_FS_MAGIC, DMA_BUF_MAGIC, LINK_PREFIX};
+use dmabuf::{Backing, Exporter};
 
 use super::{Ctx, Findings};
-use crate::ctx::{Backing, Exporter, Population};
-use crate::sys;
+use crate::ctx::Population;
 
 /// `major:minor` of a device number, as /proc/PID/maps prints it.
 pub fn dev_name(dev: u64) -> String {
@@ -225,10 +226,7 @@ fn fdinfo_unnamed(ctx: &mut Ctx, e: Exporter) -> Result<&mut Population> {
 }
 
 /// The dma-buf lines of `info`, or a finding that they are missing.
-fn dmabuf_lines(
-    info: &FdInfo,
-    i: usize,
-) -> Result<&validator::parse::fdinfo::DmaBufFdInfo, String> {
+fn dmabuf_lines(info: &FdInfo, i: usize) -> Result<&dmabuf::parse::fdinfo::DmaBufFdInfo, String> {
     info.dmabuf
         .as_ref()
         .ok_or_else(|| format!("fdinfo of buffer {i} has no dma-buf lines (size, count, exp_name)"))

@@ -19,38 +19,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context, Result};
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::mman::ProtFlags;
 use nix::sys::stat::fstat;
 use nix::unistd::getpid;
 
-use validator::uapi::dma_buf;
-use validator::uapi::heap::{DmaHeap, SYSTEM};
-use validator::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::sys::{self, Mapping, NOBODY};
+use dmabuf::uapi::dma_buf;
+use dmabuf::{Backing, Devices, Exporter};
 
 use crate::child::Child;
-
-/// The uid of the unprivileged holder (and of the unprivileged lsdmabuf).
-pub const NOBODY: u32 = 65534;
-
-/// The exporters the scene uses, as fdinfo names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exporter {
-    Udmabuf,
-    System,
-}
-
-impl Exporter {
-    pub fn exp_name(self) -> &'static str {
-        match self {
-            Exporter::Udmabuf => "udmabuf",
-            Exporter::System => "system",
-        }
-    }
-}
 
 /// One buffer the scene made.
 #[derive(Debug, Clone)]
@@ -102,38 +82,6 @@ impl Expect {
     }
 }
 
-/// A mapping of the test's own, unmapped on drop.
-struct Mapping {
-    addr: std::ptr::NonNull<libc::c_void>,
-    len: usize,
-}
-
-impl Mapping {
-    fn shared(fd: BorrowedFd<'_>, len: u64) -> Result<Self> {
-        let nz = NonZeroUsize::new(len as usize).context("mapping of 0 bytes")?;
-        // SAFETY: a new mapping at an address the kernel picks aliases no
-        // Rust object; it is never dereferenced and unmapped once, on drop.
-        let addr = unsafe { mmap(None, nz, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, fd, 0) }
-            .with_context(|| format!("mmap of {len} bytes"))?;
-        Ok(Self {
-            addr,
-            len: len as usize,
-        })
-    }
-
-    fn range(&self) -> (u64, u64) {
-        let start = self.addr.as_ptr() as u64;
-        (start, start + self.len as u64)
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was made by `shared` and is unmapped only here.
-        let _ = unsafe { munmap(self.addr, self.len) };
-    }
-}
-
 /// The live scene: drop it to end every helper and close every buffer.
 pub struct Scene {
     pub expect: Expect,
@@ -144,38 +92,23 @@ pub struct Scene {
 
 /// Opens the exporters and makes buffers.
 pub struct Factory {
-    udmabuf: Udmabuf,
-    heap: DmaHeap,
+    devices: Devices,
     pub page: u64,
 }
 
 impl Factory {
     pub fn open() -> Result<Factory> {
         Ok(Factory {
-            udmabuf: Udmabuf::open().with_context(|| format!("open {}", udmabuf::DEVICE))?,
-            heap: DmaHeap::open(SYSTEM).with_context(|| format!("open {SYSTEM}"))?,
-            page: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-                .ok()
-                .flatten()
-                .unwrap_or(4096) as u64,
+            devices: Devices::open(&Exporter::ALL)?,
+            page: sys::page_size(),
         })
     }
 
     /// A new dma-buf of `pages` pages, named `name` if given.
     pub fn create(&self, e: Exporter, pages: u64, name: Option<&str>) -> Result<OwnedFd> {
-        let size = pages * self.page;
-        let fd = match e {
-            Exporter::Udmabuf => {
-                let memfd = udmabuf::sealed_memfd(size).context("memfd for udmabuf")?;
-                self.udmabuf
-                    .create(memfd.as_fd(), 0, size)
-                    .with_context(|| format!("UDMABUF_CREATE of {size} bytes"))?
-            }
-            Exporter::System => self
-                .heap
-                .alloc(size)
-                .with_context(|| format!("DMA_HEAP_IOCTL_ALLOC of {size} bytes"))?,
-        };
+        let fd = self
+            .devices
+            .export(e, pages * self.page, Backing::OwnMemfd)?;
         if let Some(name) = name {
             let c = CString::new(name).context("a name with a NUL byte")?;
             dma_buf::set_name(fd.as_fd(), &c)
@@ -184,9 +117,11 @@ impl Factory {
         Ok(fd)
     }
 
-    /// The system heap, for helpers that allocate their own buffers.
-    pub fn heap(&self) -> &DmaHeap {
-        &self.heap
+    /// A one-page buffer of the system heap, unnamed.
+    pub fn page(&self) -> Result<OwnedFd> {
+        Ok(self
+            .devices
+            .export(Exporter::Heap, self.page, Backing::OwnMemfd)?)
     }
 }
 
@@ -211,7 +146,7 @@ impl Scene {
         let u = s.spawn(&[], "U (uid 65534)")?;
         s.child(u).ask(&format!("become {NOBODY}"), None)?;
 
-        let fork = s.buffer(f, "fork", Exporter::System, 4, Some("scene-fork"))?;
+        let fork = s.buffer(f, "fork", Exporter::Heap, 4, Some("scene-fork"))?;
         let fork_fd = fork.as_raw_fd();
         s.expect.fd(me, "fork", fork_fd);
         for role in ["F1 (inherits over fork)", "F2 (inherits over fork)"] {
@@ -227,12 +162,12 @@ impl Scene {
         }
         drop(scm);
 
-        let dup = s.buffer(f, "dup", Exporter::System, 1, None)?;
+        let dup = s.buffer(f, "dup", Exporter::Heap, 1, None)?;
         // F_DUPFD_CLOEXEC: the lsdmabuf the checks run must not inherit it.
         let dup2 = dup.try_clone().context("fcntl(F_DUPFD_CLOEXEC)")?;
         let n = s.child(r).keep("dup", dup.as_fd())?;
         s.expect.fd(r, "dup", n);
-        let mapping = Mapping::shared(dup.as_fd(), page)?;
+        let mapping = Mapping::shared_range(dup.as_fd(), 0, page, ProtFlags::PROT_READ)?;
         s.expect.fd(me, "dup", dup.as_raw_fd());
         s.expect.fd(me, "dup", dup2.as_raw_fd());
         s.expect.map(me, "dup", mapping.range(), 0);
@@ -244,7 +179,7 @@ impl Scene {
         s.expect.map(m, "maponly", range, 0);
         drop(maponly);
 
-        let partial = s.buffer(f, "partial", Exporter::System, 8, Some("scene-partial"))?;
+        let partial = s.buffer(f, "partial", Exporter::Heap, 8, Some("scene-partial"))?;
         let range = s
             .child(m)
             .map("partial", partial.as_fd(), 4 * page, 2 * page)?;
@@ -252,7 +187,7 @@ impl Scene {
         s.expect.fd(me, "partial", partial.as_raw_fd());
         s._fds.push(partial);
 
-        let twomaps = s.buffer(f, "twomaps", Exporter::System, 2, Some("scene-twomaps"))?;
+        let twomaps = s.buffer(f, "twomaps", Exporter::Heap, 2, Some("scene-twomaps"))?;
         for _ in 0..2 {
             // The same page twice: two mappings the kernel cannot merge.
             let range = s.child(m).map("twomaps", twomaps.as_fd(), 0, page)?;
@@ -260,7 +195,7 @@ impl Scene {
         }
         drop(twomaps);
 
-        let nobody_fd = s.buffer(f, "nobody_fd", Exporter::System, 2, Some("scene-nobody-fd"))?;
+        let nobody_fd = s.buffer(f, "nobody_fd", Exporter::Heap, 2, Some("scene-nobody-fd"))?;
         let n = s.child(u).keep("nobody_fd", nobody_fd.as_fd())?;
         s.expect.fd(u, "nobody_fd", n);
         drop(nobody_fd);

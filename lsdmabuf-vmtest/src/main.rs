@@ -18,6 +18,7 @@ mod child;
 mod scene;
 mod speed;
 
+use dmabuf::tap::Tap;
 use scene::{Factory, Scene};
 
 /// Tests lsdmabuf in a VM: exact per-buffer and per-process numbers for
@@ -56,38 +57,6 @@ struct Args {
     capture: bool,
 }
 
-/// TAP output, one line per check as it finishes.
-#[derive(Default)]
-struct Tap {
-    passed: usize,
-    failed: usize,
-}
-
-impl Tap {
-    fn record(&mut self, name: &str, result: Result<String>) {
-        let n = self.passed + self.failed + 1;
-        match result {
-            Ok(msg) => {
-                self.passed += 1;
-                println!("ok {n} - {name}: {}", one_line(&msg));
-            }
-            Err(e) => {
-                self.failed += 1;
-                println!("not ok {n} - {name}: {}", one_line(&format!("{e:#}")));
-            }
-        }
-    }
-
-    fn comment(&self, text: &str) {
-        println!("# {}", one_line(text));
-    }
-}
-
-/// One line of TAP: no newline, and no ` # ` that would start a directive.
-fn one_line(s: &str) -> String {
-    s.replace('\n', "; ").replace(" # ", " - ")
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.capture {
@@ -99,8 +68,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    println!("TAP version 14");
-    let mut tap = Tap::default();
+    let mut tap = Tap::stdout();
     match Factory::open() {
         Ok(f) => {
             scene_checks(&mut tap, &f);
@@ -108,11 +76,9 @@ fn main() -> ExitCode {
                 speed_checks(&mut tap, &f, &args);
             }
         }
-        Err(e) => tap.record("setup", Err(e.context("opening the exporters"))),
+        Err(e) => tap.check("setup", Err(e.context("opening the exporters"))),
     }
-    println!("1..{}", tap.passed + tap.failed);
-    println!("{} passed, {} failed", tap.passed, tap.failed);
-    if tap.failed == 0 {
+    if tap.finish() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -131,19 +97,19 @@ fn scene_checks(tap: &mut Tap, f: &Factory) {
     let scene = match Scene::build(f) {
         Ok(s) => s,
         Err(e) => {
-            tap.record("scene_setup", Err(e));
+            tap.check("scene_setup", Err(e));
             return;
         }
     };
     let e = &scene.expect;
     let pids: std::collections::BTreeSet<i32> = e.holds.keys().map(|(p, _)| *p).collect();
-    tap.record(
+    tap.pass(
         "scene_setup",
-        Ok(format!(
+        &format!(
             "{} buffers held by {} processes through fork, SCM_RIGHTS and mappings",
             e.buffers.len(),
             pids.len()
-        )),
+        ),
     );
     for (pid, role) in &e.roles {
         tap.comment(&format!("scene: pid {pid} is {role}"));
@@ -158,13 +124,13 @@ fn scene_checks(tap: &mut Tap, f: &Factory) {
         ));
     }
     for (name, r) in checks::root_checks(&scene) {
-        tap.record(name, r);
+        tap.check(name, r);
     }
     for (name, r) in checks::nobody_checks(&scene) {
-        tap.record(name, r);
+        tap.check(name, r);
     }
     let helpers = scene.root_helpers().len() + scene.nobody_pids().len();
-    tap.record(
+    tap.check(
         "scene_teardown",
         scene
             .finish()
@@ -178,7 +144,7 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
     let crowd = match speed::Crowd::new(f, n) {
         Ok(c) => c,
         Err(e) => {
-            tap.record("speed_setup", Err(e));
+            tap.check("speed_setup", Err(e));
             return;
         }
     };
@@ -189,11 +155,11 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
     let timings = match speed::measure(args.runs) {
         Ok(t) => t,
         Err(e) => {
-            tap.record("speed_scan", Err(e));
+            tap.check("speed_scan", Err(e));
             return;
         }
     };
-    tap.record("speed_scan", crowd_seen(&crowd, f.page, &timings));
+    tap.check("speed_scan", crowd_seen(&crowd, f.page, &timings));
     let bare = speed::median(&timings.bare);
     let scan = speed::median(&timings.scan);
     let ratio = scan.as_secs_f64() / bare.as_secs_f64();
@@ -223,7 +189,7 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
             speed::ms(scan),
             speed::ms(bare)
         )),
-        Some(goal) => tap.record(
+        Some(goal) => tap.check(
             "speed_ratio",
             if ratio <= goal {
                 Ok(format!(
@@ -244,7 +210,7 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
         Ok(text) => tap.comment(&text),
         Err(e) => tap.comment(&format!("speed: where the time goes: not measured: {e:#}")),
     }
-    tap.record(
+    tap.check(
         "speed_teardown",
         crowd
             .finish()

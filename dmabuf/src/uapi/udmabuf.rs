@@ -9,7 +9,7 @@ use std::ffi::CStr;
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use nix::fcntl::{fcntl, open, FcntlArg, OFlag, SealFlag};
+use nix::fcntl::{fallocate, fcntl, open, FallocateFlags, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::ftruncate;
@@ -95,4 +95,13 @@ pub fn memfd(name: &CStr, size: u64, seals: SealFlag) -> nix::Result<OwnedFd> {
 /// A memfd of `size` bytes sealed with `F_SEAL_SHRINK`, as udmabuf wants it.
 pub fn sealed_memfd(size: u64) -> nix::Result<OwnedFd> {
     memfd(c"udmabuf", size, SealFlag::F_SEAL_SHRINK)
+}
+
+/// [`sealed_memfd`] with its pages allocated now (fallocate()), so that the
+/// buffers made on it allocate none: what a test that counts allocations,
+/// or injects faults into them, cuts its buffers from.
+pub fn populated_memfd(size: u64) -> nix::Result<OwnedFd> {
+    let fd = sealed_memfd(size)?;
+    fallocate(&fd, FallocateFlags::empty(), 0, size as libc::off_t)?;
+    Ok(fd)
 }

@@ -16,17 +16,18 @@
 
 use std::collections::BTreeSet;
 use std::io::{IoSlice, IoSliceMut};
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::mman::{mmap, MapFlags, ProtFlags};
+use nix::sys::mman::ProtFlags;
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+
+use dmabuf::sys::Mapping;
 
 /// The longest command or reply.
 const MESSAGE_MAX: usize = 256;
@@ -206,7 +207,7 @@ fn recv(sock: BorrowedFd<'_>) -> nix::Result<Option<(String, Option<OwnedFd>)>> 
 /// The helper's side: answers commands until the test closes the socket.
 fn serve(sock: OwnedFd) -> i32 {
     // Kept fds and mappings live until the helper exits.
-    let mut kept: Vec<OwnedFd> = Vec::new();
+    let mut kept = Kept::default();
     loop {
         let (command, fd) = match recv(sock.as_fd()) {
             Ok(Some(m)) => m,
@@ -223,35 +224,30 @@ fn serve(sock: OwnedFd) -> i32 {
     }
 }
 
-fn run(command: &str, fd: Option<OwnedFd>, kept: &mut Vec<OwnedFd>) -> Result<String> {
+/// What a helper holds until it exits.
+#[derive(Default)]
+struct Kept {
+    fds: Vec<OwnedFd>,
+    maps: Vec<Mapping>,
+}
+
+fn run(command: &str, fd: Option<OwnedFd>, kept: &mut Kept) -> Result<String> {
     let words: Vec<&str> = command.split(' ').collect();
     match (&words[..], fd) {
         (["keep", _], Some(fd)) => {
             let n = fd.as_raw_fd();
-            kept.push(fd);
+            kept.fds.push(fd);
             Ok(format!("fd {n}"))
         }
         (["map", _, offset, len], Some(fd)) => {
-            let offset: i64 = offset.parse().context("offset")?;
-            let len: usize = len.parse().context("len")?;
-            let len = NonZeroUsize::new(len).context("mapping of 0 bytes")?;
-            // SAFETY: a new mapping at an address the kernel picks aliases
-            // nothing; it is never dereferenced and lives until exit.
-            let addr = unsafe {
-                mmap(
-                    None,
-                    len,
-                    ProtFlags::PROT_READ,
-                    MapFlags::MAP_SHARED,
-                    &fd,
-                    offset,
-                )
-            }
-            .context("mmap")?;
+            let offset: u64 = offset.parse().context("offset")?;
+            let len: u64 = len.parse().context("len")?;
+            let map = Mapping::shared_range(fd.as_fd(), offset, len, ProtFlags::PROT_READ)?;
             // The mapping holds the buffer from now on; the fd goes.
             drop(fd);
-            let start = addr.as_ptr() as u64;
-            Ok(format!("map {start:x}-{:x}", start + len.get() as u64))
+            let (start, end) = map.range();
+            kept.maps.push(map);
+            Ok(format!("map {start:x}-{end:x}"))
         }
         (["become", uid], None) => {
             let uid: u32 = uid.parse().context("uid")?;

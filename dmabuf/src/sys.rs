@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The I/O the checks share: procfs and debugfs reads, fd links.
+//! The I/O the tools share: procfs and debugfs reads, fd links, shared
+//! mappings.
 //!
 //! Everything returns `anyhow` errors that say which call failed on what.
 //! Files are read with plain open/read/close (no stat first) because the
-//! checks read hundreds of thousands of them in a slow guest.
+//! tests read hundreds of thousands of them in a slow guest.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -117,6 +118,10 @@ pub fn open_fds() -> Result<usize> {
     Ok(dir.count().saturating_sub(1))
 }
 
+/// The uid and gid of `nobody`, the unprivileged user the tests run
+/// processes as.
+pub const NOBODY: u32 = 65534;
+
 /// The page size.
 pub fn page_size() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
@@ -134,14 +139,31 @@ pub struct Mapping {
 impl Mapping {
     /// mmap()s `len` bytes of `fd` shared, readable and writable.
     pub fn shared(fd: BorrowedFd<'_>, len: u64) -> Result<Self> {
-        let nz = std::num::NonZeroUsize::new(len as usize).context("mmap of 0 bytes")?;
         let prot = nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE;
+        Self::shared_range(fd, 0, len, prot)
+    }
+
+    /// mmap()s `len` bytes of `fd` at `offset`, shared, with `prot`.
+    pub fn shared_range(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+        prot: nix::sys::mman::ProtFlags,
+    ) -> Result<Self> {
+        let nz = std::num::NonZeroUsize::new(len as usize).context("mmap of 0 bytes")?;
         // SAFETY: a new mapping at an address the kernel picks aliases no
         // Rust object; this type never dereferences it and unmaps it once.
         let addr = unsafe {
-            nix::sys::mman::mmap(None, nz, prot, nix::sys::mman::MapFlags::MAP_SHARED, fd, 0)
+            nix::sys::mman::mmap(
+                None,
+                nz,
+                prot,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+                fd,
+                offset as libc::off_t,
+            )
         }
-        .with_context(|| format!("mmap of {len} bytes, MAP_SHARED"))?;
+        .with_context(|| format!("mmap of {len} bytes at offset {offset}, MAP_SHARED"))?;
         Ok(Self {
             addr,
             len: len as usize,
@@ -174,6 +196,11 @@ impl Mapping {
     pub fn end(&self) -> u64 {
         self.start() + self.len as u64
     }
+
+    /// `(start, end)`, as /proc/PID/maps shows it.
+    pub fn range(&self) -> (u64, u64) {
+        (self.start(), self.end())
+    }
 }
 
 impl Drop for Mapping {
@@ -181,11 +208,7 @@ impl Drop for Mapping {
         // SAFETY: `addr` is a mapping of `len` bytes made by the constructor
         // and not unmapped before.
         if let Err(e) = unsafe { nix::sys::mman::munmap(self.addr, self.len) } {
-            eprintln!(
-                "validator: munmap of {:#x}, {} bytes: {e}",
-                self.start(),
-                self.len
-            );
+            eprintln!("munmap of {:#x}, {} bytes: {e}", self.start(), self.len);
         }
     }
 }

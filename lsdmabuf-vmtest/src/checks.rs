@@ -14,7 +14,9 @@ use std::process::{Command, Output};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-use crate::scene::{Buf, Expect, Hold, Scene, NOBODY};
+use dmabuf::sys::NOBODY;
+
+use crate::scene::{Buf, Expect, Hold, Scene};
 
 /// Runs the `lsdmabuf` binary that sits next to this one, as `uid` if given.
 pub fn lsdmabuf(args: &[&str], uid: Option<u32>) -> Result<Output> {

@@ -10,10 +10,12 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::mman::ProtFlags;
 use nix::sys::stat::{fstatat, Mode};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
 
+use dmabuf::sys::Mapping;
 use lsdmabuf::model::{Analysis, Filter, Report};
 use lsdmabuf::scan;
 
@@ -114,27 +116,30 @@ impl Drop for Crowd {
     }
 }
 
-/// Child `k`'s buffer, held as [`holds`] says: the fd to keep, if any.
-fn hold(f: &Factory, k: usize) -> Result<Option<OwnedFd>> {
+/// Child `k`'s buffer, held as [`holds`] says: by its fd, its mapping or
+/// both, until dropped.
+struct Held {
+    _fd: Option<OwnedFd>,
+    _map: Option<Mapping>,
+}
+
+fn hold(f: &Factory, k: usize) -> Result<Held> {
     let (by_fd, by_map) = holds(k);
-    let fd = f.heap().alloc(f.page).context("DMA_HEAP_IOCTL_ALLOC")?;
-    if by_map {
-        let len = std::num::NonZeroUsize::new(f.page as usize).context("page size 0")?;
-        // SAFETY: a new mapping at an address the kernel picks aliases
-        // nothing; it is never dereferenced and lives until the child exits.
-        unsafe {
-            nix::sys::mman::mmap(
-                None,
-                len,
-                nix::sys::mman::ProtFlags::PROT_READ,
-                nix::sys::mman::MapFlags::MAP_SHARED,
-                &fd,
-                0,
-            )
-        }
-        .context("mmap")?;
-    }
-    Ok(by_fd.then_some(fd))
+    let fd = f.page()?;
+    let map = if by_map {
+        Some(Mapping::shared_range(
+            fd.as_fd(),
+            0,
+            f.page,
+            ProtFlags::PROT_READ,
+        )?)
+    } else {
+        None
+    };
+    Ok(Held {
+        _fd: by_fd.then_some(fd),
+        _map: map,
+    })
 }
 
 /// Blocks until the parent closes the release pipe; 0 then.
