@@ -119,6 +119,9 @@ pub struct Options {
     pub plans: Vec<PlanRequirement>,
     /// Tools whose skipped checks do not fail the run.
     pub allow_skip: Vec<String>,
+    /// Kinds of kernel report (`kmemleak`, ...) that must be in the log, and then do not fail
+    /// the run: a planted leak's run expects kmemleak to report it.
+    pub expect_splats: Vec<String>,
 }
 
 /// The verdict, and what it was drawn from (written as JSON).
@@ -242,13 +245,25 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         }
     }
 
-    // Kernel reports.
+    // Kernel reports: none, but the kinds expected, each of which must be there.
     let found = splats(console);
-    if found.is_empty() {
+    let (expected, unexpected): (Vec<&Splat>, Vec<&Splat>) = found
+        .iter()
+        .partition(|s| o.expect_splats.iter().any(|k| k == s.kind));
+    for kind in &o.expect_splats {
+        if expected.iter().any(|s| s.kind == kind) {
+            t.pass(format!("the kernel printed the expected {kind} report"));
+        } else {
+            t.fail(format!(
+                "the kernel printed no {kind} report, but one was expected"
+            ));
+        }
+    }
+    if unexpected.is_empty() {
         t.pass("no Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic report".into());
     } else {
         t.failed += 1;
-        for s in &found {
+        for s in &unexpected {
             let quote: Vec<String> = s.lines.iter().map(|l| format!("    | {l}")).collect();
             t.problems
                 .push(format!("kernel {} report:\n{}", s.kind, quote.join("\n")));
@@ -747,6 +762,31 @@ not ok 4 dmabuf.system_heap.st_ino_unique
         assert_eq!(p.len(), 2, "{p:#?}");
         assert!(p[0].starts_with("in-VM check failed: validator (command 1): - heap.st_size: "));
         assert!(p[1].starts_with("the guest exited with status 1; its output ends with:\n"));
+    }
+
+    #[test]
+    fn an_expected_kmemleak_report_is_required_and_passes() {
+        let failing = ["heap.st_size"];
+        let out = output(&[("validator --count 100", &validator_failing(&failing), "1")]);
+        let leak = "kmemleak: 4 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n";
+        let con = console(&[("validator --count 100", 1)], Some(1));
+        let with_leak = format!("{leak}{con}");
+        let expect = Options {
+            expect_splats: vec!["kmemleak".into()],
+            ..negative(1, &failing)
+        };
+        let r = judge(&with_leak, Some(&out), &expect);
+        assert!(r.ok(), "{:#?}", r.problems);
+        assert!(r.text().contains("the expected kmemleak report"));
+        // Expected and absent: a failure.
+        let p = problems(&con, &out, &expect);
+        assert!(p.iter().any(|p| p.contains("no kmemleak report")), "{p:#?}");
+        // Present and not expected: a failure, as before.
+        let p = problems(&with_leak, &out, &negative(1, &failing));
+        assert!(
+            p.iter().any(|p| p.contains("kernel kmemleak report")),
+            "{p:#?}"
+        );
     }
 
     #[test]

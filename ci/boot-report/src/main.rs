@@ -82,6 +82,10 @@ struct Args {
     /// are counted as skipped, never as passed. May repeat.
     #[arg(long = "allow-skip", value_name = "TOOL")]
     allow_skip: Vec<String>,
+    /// A kind of kernel report (kmemleak, KASAN, ...) that the run must print, as a planted
+    /// bug's run must; it does not fail the run then. May repeat.
+    #[arg(long = "expect-splat", value_name = "KIND")]
+    expect_splats: Vec<String>,
     /// What the guest's exit status must be.
     #[arg(long, value_enum, default_value_t = Expect::Zero)]
     expect_exit: Expect,
@@ -129,6 +133,7 @@ fn run() -> Result<bool> {
         cpus: args.cpus,
         plans: args.plans,
         allow_skip: args.allow_skip,
+        expect_splats: args.expect_splats,
     };
     let report = judge(&console, output.as_deref(), &options);
     print!("{}", report.text());
