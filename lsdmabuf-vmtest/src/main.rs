@@ -88,7 +88,7 @@ fn main() -> ExitCode {
 fn capture() -> Result<()> {
     let f = Factory::open().context("opening the exporters")?;
     let scene = Scene::build(&f).context("building the scene")?;
-    let raw = lsdmabuf::scan::scan()?;
+    let raw = lsdmabuf::scan::scan(&lsdmabuf::scan::Options::reading(lsdmabuf::raw::Reads::ALL))?;
     print!("{}", raw.to_capture());
     scene.finish()
 }
@@ -247,8 +247,12 @@ fn breakdown(runs: usize) -> Result<String> {
         ..none
     })?;
     let threads = lsdmabuf::scan::default_threads();
-    let one = time(runs, || lsdmabuf::scan::scan_with(1))?;
-    let many = time(runs, || lsdmabuf::scan::scan_with(threads))?;
+    let one = time(runs, || {
+        lsdmabuf::scan::scan_with(&lsdmabuf::scan::Options::default(), 1)
+    })?;
+    let many = time(runs, || {
+        lsdmabuf::scan::scan_with(&lsdmabuf::scan::Options::default(), threads)
+    })?;
     Ok(format!(
         "speed: where the time goes (one thread, medians of {runs}): bare walk {}; \
          + fdinfo of dma-buf fds {fdinfo}; + stat of dma-buf fds {stat}; + maps {maps}; \

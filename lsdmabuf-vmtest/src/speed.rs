@@ -260,7 +260,7 @@ pub fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<Duration
 
 /// lsdmabuf's whole work but printing: the walk and the model.
 pub fn lsdmabuf_scan() -> Result<Report> {
-    let raw = scan::scan()?;
+    let raw = scan::scan(&scan::Options::default())?;
     Ok(Analysis::new(&raw).report(&Filter::default()))
 }
 

@@ -5,10 +5,14 @@
 //! name a dma-buf, `/proc/PID/fdinfo/N` (and stat() the fd when fdinfo lacks
 //! the inode number, before Linux 5.14); then `/proc/PID/maps`. Of the
 //! processes that hold a dma-buf, by fd or by mapping, it keeps the maps
-//! lines of dma-bufs and reads `/proc/PID/comm`. Then, for buffers seen only
-//! through mappings, debugfs `dma_buf/bufinfo` or `/proc/PID/map_files` for
-//! their size. What cannot be read is recorded with its errno, never fatal:
-//! only /proc itself must be readable.
+//! lines of dma-bufs and reads `/proc/PID/comm` (and, when [`Reads`] asks,
+//! the `Uid:` line of `/proc/PID/status` and `/proc/PID/cgroup`). Then, for
+//! buffers seen only through mappings, debugfs `dma_buf/bufinfo` or
+//! `/proc/PID/map_files` for their size; bufinfo also when the buffers no
+//! process holds or the devices attached are asked for (then once before
+//! the walk too), or when no process holds a buffer at all (to tell whether
+//! any exists). What cannot be read is recorded with its errno, never
+//! fatal: only /proc itself must be readable.
 //!
 //! Files are read with openat() from one descriptor of /proc and one buffer
 //! reused, and nothing is read that a bare walk of the fd links would not
@@ -28,13 +32,49 @@ use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::read;
 
 use crate::model::{self, LinkKind};
-use crate::raw::{Failure, FileStat, MapFileStat, Raw, RawFd, RawProcess};
+use crate::raw::{Failure, FileStat, MapFileStat, Meta, Raw, RawFd, RawProcess, Reads};
 
 /// Where procfs is mounted.
 pub const PROC: &str = "/proc";
 
 /// debugfs' list of every dma-buf.
-pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
+pub const BUFINFO: &str = dmabuf::sys::BUFINFO;
+
+/// Where the names of users are.
+pub const PASSWD: &str = "/etc/passwd";
+
+/// What a walk reads, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub reads: Reads,
+    /// procfs: [`PROC`].
+    pub proc: String,
+    /// debugfs bufinfo: [`BUFINFO`].
+    pub bufinfo: String,
+    /// The user database: [`PASSWD`].
+    pub passwd: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reads: Reads::default(),
+            proc: PROC.into(),
+            bufinfo: BUFINFO.into(),
+            passwd: PASSWD.into(),
+        }
+    }
+}
+
+impl Options {
+    /// The default walk, reading what `reads` asks for besides.
+    pub fn reading(reads: Reads) -> Self {
+        Options {
+            reads,
+            ..Options::default()
+        }
+    }
+}
 
 /// The most threads a walk uses.
 pub const MAX_THREADS: usize = 8;
@@ -49,28 +89,36 @@ pub fn default_threads() -> usize {
 }
 
 /// Walks /proc once, with [`default_threads`] threads.
-pub fn scan() -> Result<Raw> {
-    scan_with(default_threads())
+pub fn scan(opts: &Options) -> Result<Raw> {
+    scan_with(opts, default_threads())
 }
 
 /// Walks /proc once with up to `threads` threads, each taking the next
 /// processes from a shared list. procfs reads of different processes do not
 /// contend, so the walk's time divides by the CPUs it gets.
-pub fn scan_with(threads: usize) -> Result<Raw> {
+pub fn scan_with(opts: &Options, threads: usize) -> Result<Raw> {
+    let dir = opts.proc.as_str();
     let proc = nix::fcntl::open(
-        PROC,
+        dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .with_context(|| format!("open {PROC}"))?;
-    let pids = list_pids(proc.as_fd()).with_context(|| format!("reading the directory {PROC}"))?;
+    .with_context(|| format!("open {dir}"))?;
+    // bufinfo before the walk: a buffer listed before and after it was
+    // alive all along, and any process holding it all along was walked.
+    let before = opts.reads.unheld.then(|| {
+        let mut w = Walker::new(proc.as_fd(), opts);
+        w.raw.bufinfo_before = w.read_bufinfo();
+        w
+    });
+    let pids = list_pids(proc.as_fd()).with_context(|| format!("reading the directory {dir}"))?;
     // No more threads than batches.
     let threads = threads
         .clamp(1, MAX_THREADS)
         .min(pids.len().div_ceil(BATCH).max(1));
     let next = AtomicUsize::new(0);
     let walk = || {
-        let mut w = Walker::new(proc.as_fd());
+        let mut w = Walker::new(proc.as_fd(), opts);
         loop {
             let start = next.fetch_add(BATCH, Ordering::Relaxed);
             let Some(batch) = pids.get(start..pids.len().min(start + BATCH)) else {
@@ -91,7 +139,8 @@ pub fn scan_with(threads: usize) -> Result<Raw> {
         let helpers: Vec<_> = (1..threads)
             .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, walk).ok())
             .collect();
-        let mut walkers = vec![walk()];
+        let mut walkers: Vec<Walker> = before.into_iter().collect();
+        walkers.push(walk());
         for h in helpers {
             match h.join() {
                 Ok(w) => walkers.push(w),
@@ -100,8 +149,22 @@ pub fn scan_with(threads: usize) -> Result<Raw> {
         }
         walkers
     });
-    let mut w = Walker::merge(proc.as_fd(), walkers);
+    let mut w = Walker::merge(proc.as_fd(), opts, walkers);
     w.mapped_only();
+    if opts.reads.users {
+        w.user_names();
+    }
+    w.raw.meta = Meta {
+        euid: Some(nix::unistd::geteuid().as_raw()),
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs()),
+        kernel: nix::sys::utsname::uname()
+            .ok()
+            .map(|u| u.release().to_string_lossy().into_owned()),
+        reads: opts.reads,
+    };
     Ok(w.raw)
 }
 
@@ -153,6 +216,7 @@ fn gone(e: Errno) -> Gone {
 /// One thread's walk.
 struct Walker<'a> {
     proc: BorrowedFd<'a>,
+    opts: &'a Options,
     /// Reused for every file read.
     buf: Vec<u8>,
     raw: Raw,
@@ -164,9 +228,10 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn new(proc: BorrowedFd<'a>) -> Self {
+    fn new(proc: BorrowedFd<'a>, opts: &'a Options) -> Self {
         Walker {
             proc,
+            opts,
             buf: vec![0; 16 << 10],
             raw: Raw::default(),
             fd_inos: HashSet::new(),
@@ -175,10 +240,11 @@ impl<'a> Walker<'a> {
     }
 
     /// One walker with what `walkers` found, processes in pid order.
-    fn merge(proc: BorrowedFd<'a>, walkers: Vec<Walker<'a>>) -> Self {
-        let mut all = Walker::new(proc);
+    fn merge(proc: BorrowedFd<'a>, opts: &'a Options, walkers: Vec<Walker<'a>>) -> Self {
+        let mut all = Walker::new(proc, opts);
         for w in walkers {
             let raw = w.raw;
+            all.raw.bufinfo_before = all.raw.bufinfo_before.or(raw.bufinfo_before);
             all.raw.processes.extend(raw.processes);
             all.raw.read += raw.read;
             all.raw.exited += raw.exited;
@@ -285,12 +351,75 @@ impl<'a> Walker<'a> {
             Ok(text) => text.strip_suffix('\n').unwrap_or(&text).to_string(),
             Err(_) => "?".to_string(),
         };
+        let status = if self.opts.reads.users {
+            self.detail(pid, "status")
+                .map(|t| match model::status_uid_line(&t) {
+                    Some(line) => format!("{line}\n"),
+                    None => String::new(),
+                })
+        } else {
+            None
+        };
+        let cgroup = if self.opts.reads.cgroups {
+            self.detail(pid, "cgroup")
+        } else {
+            None
+        };
         self.raw.processes.push(RawProcess {
             pid,
             comm,
             fds,
             maps,
+            status,
+            cgroup,
         });
+    }
+
+    /// `/proc/PID/FILE`, a detail of a process already read: a failure
+    /// hides none of its buffers, and is recorded without its pid.
+    fn detail(&mut self, pid: i32, file: &str) -> Option<String> {
+        match self.read_record(&format!("{pid}/{file}")) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                if !matches!(gone(e), Gone::Exited) {
+                    self.fail(None, format!("/proc/{pid}/{file}"), e);
+                }
+                None
+            }
+        }
+    }
+
+    /// The whole of debugfs bufinfo, or `None` with the failure recorded.
+    fn read_bufinfo(&mut self) -> Option<String> {
+        let path = self.opts.bufinfo.as_str();
+        match read_at(self.proc, path, &mut self.buf) {
+            Ok(n) => Some(String::from_utf8_lossy(&self.buf[..n]).into_owned()),
+            Err(e) => {
+                self.fail(None, path.to_string(), e);
+                None
+            }
+        }
+    }
+
+    /// The names of the holders' uids, from the user database.
+    fn user_names(&mut self) {
+        let uids: HashSet<u32> = self
+            .raw
+            .processes
+            .iter()
+            .filter_map(|p| model::status_uid(p.status.as_deref()?))
+            .collect();
+        if uids.is_empty() {
+            return;
+        }
+        // A system without a user database (a test VM) has numbers only.
+        if let Ok(n) = read_at(self.proc, &self.opts.passwd, &mut self.buf) {
+            let text = String::from_utf8_lossy(&self.buf[..n]);
+            self.raw.users = model::passwd_names(&text)
+                .into_iter()
+                .filter(|(uid, _)| uids.contains(uid))
+                .collect();
+        }
     }
 
     /// The dma-buf fds of `pid`, from its open fd directory.
@@ -366,22 +495,25 @@ impl<'a> Walker<'a> {
     }
 
     /// Reads what tells the size of buffers seen only through mappings:
-    /// bufinfo once, else stat() of a map_files entry per buffer.
+    /// bufinfo once, else stat() of a map_files entry per buffer. Reads
+    /// bufinfo anyway when the buffers no process holds or the devices
+    /// attached are asked for, or when no process holds any buffer.
     fn mapped_only(&mut self) {
         let unknown: Vec<(i32, u64, String)> = std::mem::take(&mut self.mapped)
             .into_iter()
             .filter(|(ino, _)| !self.fd_inos.contains(ino))
             .map(|(ino, (pid, range))| (pid, ino, range))
             .collect();
-        if unknown.is_empty() {
+        if !needs_bufinfo(
+            self.opts.reads,
+            !unknown.is_empty(),
+            self.raw.processes.is_empty(),
+        ) {
             return;
         }
-        match read_at(self.proc, BUFINFO, &mut self.buf) {
-            Ok(n) => {
-                self.raw.bufinfo = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
-                return;
-            }
-            Err(e) => self.fail(None, BUFINFO.to_string(), e),
+        self.raw.bufinfo = self.read_bufinfo();
+        if self.raw.bufinfo.is_some() {
+            return;
         }
         for (pid, ino, range) in unknown {
             match fstatat(
@@ -407,6 +539,66 @@ impl<'a> Walker<'a> {
             }
         }
     }
+}
+
+/// Whether a walk reads bufinfo after it: for the buffers seen only through
+/// mappings (`mapped_only`), for what `reads` asks, or to tell whether any
+/// buffer exists when no process holds one (`none_held`).
+pub fn needs_bufinfo(reads: Reads, mapped_only: bool, none_held: bool) -> bool {
+    mapped_only || reads.unheld || reads.importers || none_held
+}
+
+/// What a walk reading only `reads` would have read of the system that
+/// `raw` (read with more) saw: what `--load` shows, so that a capture shows
+/// what lsdmabuf showed with the same options on that system.
+pub fn as_walked(raw: &Raw, reads: Reads) -> Raw {
+    let had = raw.meta.reads;
+    let reads = Reads {
+        users: reads.users && had.users,
+        cgroups: reads.cgroups && had.cgroups,
+        unheld: reads.unheld && had.unheld,
+        importers: reads.importers && had.importers,
+    };
+    let mut out = raw.clone();
+    out.meta.reads = reads;
+    for p in &mut out.processes {
+        if !reads.users {
+            p.status = None;
+        }
+        if !reads.cgroups {
+            p.cgroup = None;
+        }
+    }
+    if !reads.users {
+        out.users.clear();
+    }
+    if !reads.unheld {
+        out.bufinfo_before = None;
+    }
+    // The buffers mapped that no fd showed, as the walk tells them.
+    let fd_inos: HashSet<u64> = raw
+        .processes
+        .iter()
+        .flat_map(|p| &p.fds)
+        .filter_map(|fd| model::fdinfo_ino(fd.fdinfo.as_deref()).or(fd.stat.map(|s| s.ino)))
+        .collect();
+    let mapped_only = raw
+        .processes
+        .iter()
+        .flat_map(|p| model::keep_maps(&p.maps).0)
+        .any(|m| !fd_inos.contains(&m.inode));
+    let bufinfo = needs_bufinfo(reads, mapped_only, raw.processes.is_empty());
+    if !bufinfo {
+        out.bufinfo = None;
+    }
+    // The failures of the files it would not have read.
+    out.failures.retain(|f| {
+        let path = f.path.as_str();
+        !((!reads.users && path.ends_with("/status"))
+            || (!reads.cgroups && path.ends_with("/cgroup"))
+            || (!bufinfo && f.pid.is_none() && path.ends_with("/bufinfo")))
+    });
+    out
 }
 
 /// Reads the whole of `path` (relative to `dir`, or absolute) into the
