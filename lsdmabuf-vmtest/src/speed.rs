@@ -4,7 +4,7 @@
 //! and links, in the same run.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::dir::Dir;
@@ -16,8 +16,11 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
 
 use dmabuf::sys::Mapping;
-use lsdmabuf::model::{Analysis, Filter, Report};
+use lsdmabuf::human::{Layout, Sizes};
+use lsdmabuf::model::{Analysis, Filter, Report, View};
+use lsdmabuf::raw::Reads as ScanReads;
 use lsdmabuf::scan;
+use lsdmabuf::watch::Watcher;
 
 use crate::scene::Factory;
 
@@ -260,8 +263,32 @@ pub fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<Duration
 
 /// lsdmabuf's whole work but printing: the walk and the model.
 pub fn lsdmabuf_scan() -> Result<Report> {
-    let raw = scan::scan(&scan::Options::default())?;
+    lsdmabuf_scan_reading(ScanReads::default())
+}
+
+/// [`lsdmabuf_scan`] reading what `reads` asks for besides: the work of a
+/// view that is off by default.
+pub fn lsdmabuf_scan_reading(reads: ScanReads) -> Result<Report> {
+    let raw = scan::scan(&scan::Options::reading(reads))?;
     Ok(Analysis::new(&raw).report(&Filter::default()))
+}
+
+/// The median time of a `--watch` tick after the first (a walk, the model,
+/// the changes and their text), over `runs` ticks; and the ticks' text.
+pub fn watch_tick(runs: usize) -> Result<(Duration, String)> {
+    let mut w = Watcher::new(
+        scan::Options::default(),
+        Filter::default(),
+        Layout::new(View::Buffer, Sizes { bytes: false }),
+        false,
+    );
+    w.tick(SystemTime::now())?;
+    let mut last = String::new();
+    let d = time(runs, || {
+        last = w.tick(SystemTime::now())?;
+        Ok(())
+    })?;
+    Ok((d, last))
 }
 
 /// Times of the two walks, `runs` of each, interleaved.
