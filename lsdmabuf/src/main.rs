@@ -247,24 +247,30 @@ fn run(args: &Args) -> Result<ExitCode> {
         return Ok(status);
     }
 
-    let raw = match &args.load {
-        Some(path) => load(path, wanted)?,
-        None => scan::scan(&Options::reading(walk))?,
+    let (raw, analysis) = if args.load.is_none() && args.save.is_none() {
+        // The walk's threads parse what they read: the model only groups.
+        scan::analyze(&Options::reading(walk))?
+    } else {
+        let raw = match &args.load {
+            Some(path) => load(path, wanted)?,
+            None => scan::scan(&Options::reading(walk))?,
+        };
+        if let Some(path) = &args.save {
+            std::fs::write(path, raw.to_capture())
+                .with_context(|| format!("--save: writing {}", path.display()))?;
+            eprintln!(
+                "lsdmabuf: saved the walk ({} processes holding dma-bufs) to {}",
+                raw.processes.len(),
+                path.display()
+            );
+        }
+        // What was read beyond what the options ask for is saved, not
+        // shown: the output is what lsdmabuf shows without --save, and
+        // with --load.
+        let shown = scan::as_walked(&raw, wanted);
+        let analysis = Analysis::new(&shown);
+        (shown, analysis)
     };
-    // What was read beyond what the options ask for is saved, not shown:
-    // the output is what lsdmabuf shows without --save, and with --load.
-    let shown = scan::as_walked(&raw, wanted);
-    if let Some(path) = &args.save {
-        std::fs::write(path, raw.to_capture())
-            .with_context(|| format!("--save: writing {}", path.display()))?;
-        eprintln!(
-            "lsdmabuf: saved the walk ({} processes holding dma-bufs) to {}",
-            raw.processes.len(),
-            path.display()
-        );
-    }
-    let raw = shown;
-    let analysis = Analysis::new(&raw);
     let mut report = analysis.report(&filter);
     if let Some((key, reverse)) = layout.sort {
         report.sort(key, reverse);

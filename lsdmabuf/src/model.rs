@@ -15,16 +15,16 @@
 //!   buffers, less the remainders.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use nix::errno::Errno;
 use serde::Serialize;
 
-use dmabuf::parse::{bufinfo, fdinfo, maps};
+use dmabuf::parse::{bufinfo, fdinfo, maps, ParseError};
 use dmabuf::uapi::dma_buf::LINK_PREFIX;
 
-use crate::raw::{FileStat, Raw, RawFd, Reads};
+use crate::raw::{FileStat, Raw, RawFd, RawProcess, Reads};
 
 /// The link of a dma-buf fd on kernels before 5.3, where every dma-buf
 /// shared one anonymous inode and could not be told apart.
@@ -99,15 +99,33 @@ pub fn dmabuf_mappings(text: &str) -> Result<Vec<maps::Mapping>, dmabuf::parse::
 /// does not parse (the model then reports it with its line number). Both
 /// are empty when the process maps no dma-buf.
 pub fn keep_maps(text: &str) -> (Vec<maps::Mapping>, String) {
+    keep_maps_bytes(text.as_bytes())
+}
+
+/// [`keep_maps`] of the bytes read: only the lines that hold
+/// [`MAPS_NEEDLE`] are made text, so that the maps of a process that maps
+/// no dma-buf, most of them, cost one search.
+pub fn keep_maps_bytes(bytes: &[u8]) -> (Vec<maps::Mapping>, String) {
     let mut mappings = Vec::new();
     let mut kept = String::new();
-    for (n, line) in dmabuf_lines(text) {
-        match dmabuf_mapping(line, n) {
+    let mut next = 0;
+    for hit in memchr::memmem::find_iter(bytes, MAPS_NEEDLE.as_bytes()) {
+        if hit < next {
+            // A second needle on a line already kept.
+            continue;
+        }
+        let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
+        next = end;
+        let line = String::from_utf8_lossy(&bytes[start..end]);
+        // The line number matters only for an error, which the model
+        // reports from the whole text.
+        match dmabuf_mapping(&line, 0) {
             Ok(Some(m)) => mappings.push(m),
             Ok(None) => {}
-            Err(_) => return (Vec::new(), text.to_string()),
+            Err(_) => return (Vec::new(), String::from_utf8_lossy(bytes).into_owned()),
         }
-        kept.push_str(line);
+        kept.push_str(&line);
         kept.push('\n');
     }
     if mappings.is_empty() {
@@ -421,6 +439,13 @@ struct Owner {
     cgroup: Option<String>,
 }
 
+/// The owner of a process whose status and cgroup were not read.
+const NO_OWNER: Owner = Owner {
+    uid: None,
+    user: None,
+    cgroup: None,
+};
+
 /// Every buffer and every holding of one walk, before filters.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
@@ -447,10 +472,16 @@ fn link_name(link: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The buffer behind one dma-buf fd: its inode number and what is known.
-fn fd_facts(pid: i32, fd: &RawFd, warnings: &mut Vec<String>) -> Option<(u64, Facts)> {
+/// The buffer behind one dma-buf fd, its fdinfo parsed (`info`): its inode
+/// number and what is known.
+fn fd_facts(
+    pid: i32,
+    fd: &RawFd,
+    info: Option<Result<fdinfo::FdInfo, ParseError>>,
+    warnings: &mut Vec<String>,
+) -> Option<(u64, Facts)> {
     let path = || format!("/proc/{pid}/fd/{}", fd.fd);
-    let info = match fd.fdinfo.as_deref().map(fdinfo::parse_ino_optional) {
+    let info = match info {
         Some(Ok(info)) => Some(info),
         Some(Err(e)) => {
             warnings.push(format!("{}: fdinfo: {e}", path()));
@@ -491,6 +522,80 @@ fn fd_facts(pid: i32, fd: &RawFd, warnings: &mut Vec<String>) -> Option<(u64, Fa
     ))
 }
 
+/// What the model takes from one process's text, parsed: the walk works it
+/// out in its threads, as it reads each process ([`crate::scan`]), so that
+/// the model, in one thread, only groups; [`digest`] does it for a capture.
+#[derive(Debug, Clone, Default)]
+pub struct Digest {
+    /// Its dma-buf fds that name a buffer: (fd, ino, what is known).
+    fds: Vec<(i32, u64, Facts)>,
+    /// Its fds on anon_inodefs (before 5.3).
+    legacy: usize,
+    mappings: Vec<maps::Mapping>,
+    /// Text that could not be parsed, fds that could not be identified.
+    warnings: Vec<String>,
+    uid: Option<u32>,
+    cgroup: Option<String>,
+}
+
+impl Digest {
+    /// Adds dma-buf fd `fd` of process `pid` (in fd order), its fdinfo
+    /// parsed (`info`).
+    pub fn add_fd(
+        &mut self,
+        pid: i32,
+        fd: &RawFd,
+        info: Option<Result<fdinfo::FdInfo, ParseError>>,
+    ) {
+        if link_kind(fd.link.as_bytes()) == LinkKind::Legacy {
+            self.legacy += 1;
+        } else if let Some((ino, facts)) = fd_facts(pid, fd, info, &mut self.warnings) {
+            self.fds.push((fd.fd, ino, facts));
+        }
+    }
+
+    /// Sets the process's mappings: `parsed`, when the walk parsed them,
+    /// else those of `maps`, the text it kept.
+    pub fn set_mappings(&mut self, pid: i32, maps: &str, parsed: Option<Vec<maps::Mapping>>) {
+        self.mappings = match parsed {
+            Some(m) => m,
+            None => match dmabuf_mappings(maps) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warnings.push(format!("/proc/{pid}/maps: {e}"));
+                    Vec::new()
+                }
+            },
+        };
+    }
+
+    /// Sets who the process is, from its status' `Uid:` line and cgroup.
+    pub fn set_owner(&mut self, status: Option<&str>, cgroup: Option<&str>) {
+        self.uid = status.and_then(status_uid);
+        self.cgroup = cgroup.and_then(cgroup_path);
+    }
+
+    /// The inode numbers of the buffers its fds are.
+    pub fn fd_inos(&self) -> impl Iterator<Item = u64> + '_ {
+        self.fds.iter().map(|(_, ino, _)| *ino)
+    }
+}
+
+/// The [`Digest`] of one process of a walk.
+pub fn digest(p: &RawProcess) -> Digest {
+    let mut d = Digest::default();
+    for fd in &p.fds {
+        d.add_fd(
+            p.pid,
+            fd,
+            fd.fdinfo.as_deref().map(fdinfo::parse_ino_optional),
+        );
+    }
+    d.set_mappings(p.pid, &p.maps, None);
+    d.set_owner(p.status.as_deref(), p.cgroup.as_deref());
+    d
+}
+
 /// bufinfo text parsed, or a warning.
 fn parse_bufinfo(
     text: Option<&str>,
@@ -510,6 +615,12 @@ fn parse_bufinfo(
 impl Analysis {
     /// Groups one walk by buffer.
     pub fn new(raw: &Raw) -> Analysis {
+        Analysis::from_digests(raw, raw.processes.iter().map(digest).collect())
+    }
+
+    /// [`Analysis::new`] with the processes' digests (in the order of
+    /// `raw.processes`) worked out already, as the walk does.
+    pub fn from_digests(raw: &Raw, digests: Vec<Digest>) -> Analysis {
         let mut a = Analysis::default();
         let reads = raw.meta.reads;
         let mut notes = ScanNotes {
@@ -527,25 +638,21 @@ impl Analysis {
         };
         // Mappings of buffers no fd showed, with their process: (pid, mapping).
         let mut mapped_only: Vec<(i32, maps::Mapping)> = Vec::new();
-        for p in &raw.processes {
+        for (p, d) in raw.processes.iter().zip(digests) {
             a.commands.insert(p.pid, p.comm.clone());
-            let uid = p.status.as_deref().and_then(status_uid);
-            a.owners.insert(
-                p.pid,
-                Owner {
-                    uid,
-                    user: uid.and_then(|u| raw.users.get(&u).cloned()),
-                    cgroup: p.cgroup.as_deref().and_then(cgroup_path),
-                },
-            );
-            for fd in &p.fds {
-                if link_kind(fd.link.as_bytes()) == LinkKind::Legacy {
-                    notes.legacy_fds += 1;
-                    continue;
-                }
-                let Some((ino, facts)) = fd_facts(p.pid, fd, &mut notes.warnings) else {
-                    continue;
-                };
+            if d.uid.is_some() || d.cgroup.is_some() {
+                a.owners.insert(
+                    p.pid,
+                    Owner {
+                        uid: d.uid,
+                        user: d.uid.and_then(|u| raw.users.get(&u).cloned()),
+                        cgroup: d.cgroup,
+                    },
+                );
+            }
+            notes.legacy_fds += d.legacy;
+            notes.warnings.extend(d.warnings);
+            for (fd, ino, facts) in d.fds {
                 // fdinfo beats stat; the first fd's name stands.
                 match a.facts.get(&ino) {
                     Some(old) if old.size_from <= facts.size_from => {}
@@ -553,16 +660,9 @@ impl Analysis {
                         a.facts.insert(ino, facts);
                     }
                 }
-                a.holds.entry((ino, p.pid)).or_default().fds.push(fd.fd);
+                a.holds.entry((ino, p.pid)).or_default().fds.push(fd);
             }
-            let mappings = match dmabuf_mappings(&p.maps) {
-                Ok(m) => m,
-                Err(e) => {
-                    notes.warnings.push(format!("/proc/{}/maps: {e}", p.pid));
-                    Vec::new()
-                }
-            };
-            for m in mappings {
+            for m in d.mappings {
                 let hold = a.holds.entry((m.inode, p.pid)).or_default();
                 hold.mappings += 1;
                 hold.mapped_bytes += m.end - m.start;
@@ -573,11 +673,18 @@ impl Analysis {
             hold.fds.sort_unstable();
         }
         let info = parse_bufinfo(raw.bufinfo.as_deref(), "bufinfo", &mut notes.warnings);
+        // Each buffer's entry, found in one step: bufinfo lists thousands.
+        let mut by_ino: HashMap<u64, &bufinfo::Buffer> = HashMap::new();
+        for b in info.iter().flat_map(|i| &i.buffers) {
+            by_ino.entry(b.ino).or_insert(b);
+        }
         mapped_only.retain(|(_, m)| !a.facts.contains_key(&m.inode));
-        a.describe_mapped_only(raw, info.as_ref(), &mapped_only);
+        a.describe_mapped_only(raw, &by_ino, &mapped_only);
         if let Some(info) = &info {
-            for (ino, facts) in a.facts.iter_mut() {
-                facts.importers = info.with_ino(*ino).next().map(|b| b.attached.clone());
+            if reads.importers || reads.unheld {
+                for (ino, facts) in a.facts.iter_mut() {
+                    facts.importers = by_ino.get(ino).map(|b| b.attached.clone());
+                }
             }
             a.system = Some(Count {
                 buffers: info.total_objects as usize,
@@ -650,13 +757,13 @@ impl Analysis {
     fn describe_mapped_only(
         &mut self,
         raw: &Raw,
-        info: Option<&bufinfo::BufInfo>,
+        bufinfo: &HashMap<u64, &bufinfo::Buffer>,
         mapped: &[(i32, maps::Mapping)],
     ) {
         for (pid, m) in mapped {
             let ino = m.inode;
             let maps_name = || link_name(&m.pathname);
-            let facts = if let Some(b) = info.and_then(|i| i.with_ino(ino).next()) {
+            let facts = if let Some(b) = bufinfo.get(&ino) {
                 Facts {
                     size: b.size,
                     size_from: SizeFrom::Bufinfo,
@@ -722,7 +829,7 @@ impl Analysis {
 
         let mut buffers = Vec::new();
         let mut processes: BTreeMap<i32, Process> = BTreeMap::new();
-        let mut exporters: BTreeMap<Option<String>, (Exporter, BTreeSet<i32>)> = BTreeMap::new();
+        let mut exporters: BTreeMap<Option<&str>, (Exporter, BTreeSet<i32>)> = BTreeMap::new();
         let mut users: BTreeMap<Option<u32>, GroupSum> = BTreeMap::new();
         let mut cgroups: BTreeMap<Option<String>, GroupSum> = BTreeMap::new();
         let mut totals = Totals {
@@ -731,21 +838,21 @@ impl Analysis {
             system: self.system,
             ..Totals::default()
         };
+        // Reused for every buffer: a report is made every tick of --watch.
+        let mut holds: Vec<(i32, &Hold)> = Vec::new();
         for (&ino, facts) in &self.facts {
-            let holds: Vec<(i32, &Hold)> = self
-                .holds
-                .range((ino, i32::MIN)..=(ino, i32::MAX))
-                .map(|(&(_, pid), h)| (pid, h))
-                .collect();
-            let chosen: Vec<&(i32, &Hold)> = holds
-                .iter()
-                .filter(|(pid, _)| selected(*pid, ino))
-                .collect();
+            holds.clear();
+            holds.extend(
+                self.holds
+                    .range((ino, i32::MIN)..=(ino, i32::MAX))
+                    .map(|(&(_, pid), h)| (pid, h)),
+            );
+            let chosen = || holds.iter().filter(|(pid, _)| selected(*pid, ino));
             let unheld = holds.is_empty()
                 && filter.pids.is_empty()
                 && exporter_ok(ino)
                 && self.unheld.as_ref().is_some_and(|u| u.contains(&ino));
-            if chosen.is_empty() && !unheld {
+            if chosen().next().is_none() && !unheld {
                 continue;
             }
             let exact = facts.size_from.exact();
@@ -768,18 +875,20 @@ impl Analysis {
                     })
                     .collect(),
             });
-            let (e, pids) = exporters.entry(facts.exporter.clone()).or_insert_with(|| {
-                (
-                    Exporter {
-                        exporter: facts.exporter.clone(),
-                        buffers: 0,
-                        size: 0,
-                        exact: true,
-                        processes: 0,
-                    },
-                    BTreeSet::new(),
-                )
-            });
+            let (e, pids) = exporters
+                .entry(facts.exporter.as_deref())
+                .or_insert_with(|| {
+                    (
+                        Exporter {
+                            exporter: facts.exporter.clone(),
+                            buffers: 0,
+                            size: 0,
+                            exact: true,
+                            processes: 0,
+                        },
+                        BTreeSet::new(),
+                    )
+                });
             e.buffers += 1;
             e.size += facts.size;
             e.exact &= exact;
@@ -792,9 +901,9 @@ impl Analysis {
                     u.size += facts.size;
                 }
             }
-            for &&(pid, h) in &chosen {
+            for &(pid, h) in chosen() {
                 pids.insert(pid);
-                let owner = self.owners.get(&pid).cloned().unwrap_or_default();
+                let owner = self.owners.get(&pid).unwrap_or(&NO_OWNER);
                 let p = processes.entry(pid).or_insert_with(|| Process {
                     pid,
                     command: command(pid),

@@ -31,7 +31,9 @@ use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::read;
 
-use crate::model::{self, LinkKind};
+use dmabuf::parse::fdinfo;
+
+use crate::model::{self, Analysis, Digest, LinkKind};
 use crate::raw::{Failure, FileStat, MapFileStat, Meta, Raw, RawFd, RawProcess, Reads};
 
 /// Where procfs is mounted.
@@ -97,6 +99,13 @@ pub fn scan(opts: &Options) -> Result<Raw> {
 /// processes from a shared list. procfs reads of different processes do not
 /// contend, so the walk's time divides by the CPUs it gets.
 pub fn scan_with(opts: &Options, threads: usize) -> Result<Raw> {
+    Ok(scan_digested(opts, threads)?.0)
+}
+
+/// [`scan_with`], and the [`Digest`] of each process (in the order of
+/// [`Raw::processes`]): what its threads parsed while they walked, so that
+/// [`Analysis::from_digests`] need not parse it again in one thread.
+pub fn scan_digested(opts: &Options, threads: usize) -> Result<(Raw, Vec<Digest>)> {
     let dir = opts.proc.as_str();
     let proc = nix::fcntl::open(
         dir,
@@ -165,7 +174,14 @@ pub fn scan_with(opts: &Options, threads: usize) -> Result<Raw> {
             .map(|u| u.release().to_string_lossy().into_owned()),
         reads: opts.reads,
     };
-    Ok(w.raw)
+    Ok((w.raw, w.digests))
+}
+
+/// A walk, grouped: what lsdmabuf shows, before filters.
+pub fn analyze(opts: &Options) -> Result<(Raw, Analysis)> {
+    let (raw, digests) = scan_digested(opts, default_threads())?;
+    let a = Analysis::from_digests(&raw, digests);
+    Ok((raw, a))
 }
 
 /// The numeric entries of /proc: its processes (thread-group leaders).
@@ -220,6 +236,8 @@ struct Walker<'a> {
     /// Reused for every file read.
     buf: Vec<u8>,
     raw: Raw,
+    /// The digest of each of `raw.processes`.
+    digests: Vec<Digest>,
     /// The inode numbers of the dma-bufs seen through fds.
     fd_inos: HashSet<u64>,
     /// The dma-bufs seen through mappings: ino -> a process and the
@@ -234,6 +252,7 @@ impl<'a> Walker<'a> {
             opts,
             buf: vec![0; 16 << 10],
             raw: Raw::default(),
+            digests: Vec::new(),
             fd_inos: HashSet::new(),
             mapped: BTreeMap::new(),
         }
@@ -242,10 +261,11 @@ impl<'a> Walker<'a> {
     /// One walker with what `walkers` found, processes in pid order.
     fn merge(proc: BorrowedFd<'a>, opts: &'a Options, walkers: Vec<Walker<'a>>) -> Self {
         let mut all = Walker::new(proc, opts);
+        let mut processes = Vec::new();
         for w in walkers {
             let raw = w.raw;
             all.raw.bufinfo_before = all.raw.bufinfo_before.or(raw.bufinfo_before);
-            all.raw.processes.extend(raw.processes);
+            processes.extend(raw.processes.into_iter().zip(w.digests));
             all.raw.read += raw.read;
             all.raw.exited += raw.exited;
             all.raw.kernel_threads += raw.kernel_threads;
@@ -261,7 +281,8 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        all.raw.processes.sort_unstable_by_key(|p| p.pid);
+        processes.sort_unstable_by_key(|(p, _)| p.pid);
+        (all.raw.processes, all.digests) = processes.into_iter().unzip();
         all.raw
             .failures
             .sort_by(|a, b| (a.pid, &a.path).cmp(&(b.pid, &b.path)));
@@ -310,7 +331,7 @@ impl<'a> Walker<'a> {
                 return;
             }
         };
-        let fds = match self.fds(pid, fd_dir) {
+        let (fds, mut digest) = match self.fds(pid, fd_dir) {
             Ok(fds) => fds,
             Err(Gone::Exited) => {
                 self.raw.exited += 1;
@@ -337,16 +358,19 @@ impl<'a> Walker<'a> {
         self.raw.read += 1;
         // Most processes hold no dma-buf: keep their maps only as long as it
         // takes to see that; of the others', what the model reads.
-        let text = String::from_utf8_lossy(&self.buf[..n]);
-        let (mappings, maps) = model::keep_maps(&text);
+        let (mappings, maps) = model::keep_maps_bytes(&self.buf[..n]);
         if fds.is_empty() && maps.is_empty() {
             return;
         }
-        for m in mappings {
+        for m in &mappings {
             self.mapped
                 .entry(m.inode)
                 .or_insert_with(|| (pid, m.map_files_name()));
         }
+        // No mappings with lines kept: one of them did not parse, which the
+        // digest reports from the text.
+        let parsed = (!mappings.is_empty() || maps.is_empty()).then_some(mappings);
+        digest.set_mappings(pid, &maps, parsed);
         let comm = match self.read_record(&format!("{pid}/comm")) {
             Ok(text) => text.strip_suffix('\n').unwrap_or(&text).to_string(),
             Err(_) => "?".to_string(),
@@ -365,6 +389,7 @@ impl<'a> Walker<'a> {
         } else {
             None
         };
+        digest.set_owner(status.as_deref(), cgroup.as_deref());
         self.raw.processes.push(RawProcess {
             pid,
             comm,
@@ -373,6 +398,7 @@ impl<'a> Walker<'a> {
             status,
             cgroup,
         });
+        self.digests.push(digest);
     }
 
     /// `/proc/PID/FILE`, a detail of a process already read: a failure
@@ -422,9 +448,11 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// The dma-buf fds of `pid`, from its open fd directory.
-    fn fds(&mut self, pid: i32, mut dir: Dir) -> Result<Vec<RawFd>, Gone> {
+    /// The dma-buf fds of `pid`, from its open fd directory, and the digest
+    /// of them.
+    fn fds(&mut self, pid: i32, mut dir: Dir) -> Result<(Vec<RawFd>, Digest), Gone> {
         let mut fds = Vec::new();
+        let mut digest = Digest::default();
         // Collect first: the directory's iterator borrows it mutably, the
         // reads below need it shared.
         let mut names = Vec::new();
@@ -458,8 +486,10 @@ impl<'a> Walker<'a> {
             } else {
                 None
             };
-            let ino = match kind {
-                LinkKind::DmaBuf => model::fdinfo_ino(fdinfo.as_deref()),
+            // Parsed once, here: for the inode number, and for the digest.
+            let info = fdinfo.as_deref().map(fdinfo::parse_ino_optional);
+            let ino = match (&info, kind) {
+                (Some(Ok(i)), LinkKind::DmaBuf) if i.ino != 0 && i.dmabuf.is_some() => Some(i.ino),
                 _ => None,
             };
             let stat = if kind == LinkKind::DmaBuf && ino.is_none() {
@@ -484,14 +514,16 @@ impl<'a> Walker<'a> {
             if let Some(ino) = ino.or(stat.map(|s| s.ino)) {
                 self.fd_inos.insert(ino);
             }
-            fds.push(RawFd {
+            let raw = RawFd {
                 fd,
                 link,
                 fdinfo,
                 stat,
-            });
+            };
+            digest.add_fd(pid, &raw, info);
+            fds.push(raw);
         }
-        Ok(fds)
+        Ok((fds, digest))
     }
 
     /// Reads what tells the size of buffers seen only through mappings:
@@ -644,6 +676,151 @@ fn read_from(fd: &OwnedFd, mut n: usize, buf: &mut Vec<u8>) -> nix::Result<usize
             Ok(k) => n += k,
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Filter;
+    use std::os::unix::fs::symlink;
+    use std::path::{Path, PathBuf};
+
+    /// A directory laid out like /proc, removed on drop.
+    struct Tree(PathBuf);
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn fdinfo(ino: u64, size: u64) -> String {
+        format!(
+            "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t{ino}\nsize:\t{size}\ncount:\t1\nexp_name:\tsystem\n"
+        )
+    }
+
+    const MAPS: &str =
+        "55d0c0000000-55d0c0001000 r--p 00000000 fe:01 1234                       /usr/bin/app\n";
+
+    /// 10 holds 41 by fd and maps 42; 11 maps a line that does not parse;
+    /// 12 holds nothing; 13 holds 41 too, by an fd with a name; bufinfo
+    /// lists 41, 42 and 43, which no process holds.
+    fn tree() -> Tree {
+        let dir = std::env::temp_dir().join(format!("lsdmabuf-scan-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = Tree(dir.clone());
+        for (pid, fds) in [
+            (
+                10,
+                vec![(0, "/dev/null"), (3, "/dmabuf:"), (4, "socket:[7]")],
+            ),
+            (11, vec![(0, "/dev/null")]),
+            (12, vec![(0, "/dev/null"), (1, "pipe:[9]")]),
+            (13, vec![(5, "/dmabuf:frame")]),
+        ] {
+            let p = dir.join(pid.to_string());
+            std::fs::create_dir_all(p.join("fd")).unwrap();
+            for (fd, target) in fds {
+                symlink(target, p.join("fd").join(fd.to_string())).unwrap();
+            }
+            write(&p.join("comm"), &format!("proc{pid}\n"));
+            write(&p.join("status"), "Name:\tx\nUid:\t0\t0\t0\t0\n");
+            write(&p.join("cgroup"), "0::/t\n");
+        }
+        write(&dir.join("10/fdinfo/3"), &fdinfo(41, 8192));
+        write(&dir.join("13/fdinfo/5"), &fdinfo(41, 8192));
+        write(
+            &dir.join("10/maps"),
+            &format!("{MAPS}7f0000000000-7f0000001000 rw-s 00000000 00:0b 42                         /dmabuf:\n"),
+        );
+        write(
+            &dir.join("11/maps"),
+            &format!("{MAPS}7f00zz000000-7f0000001000 rw-s 00000000 00:0b 42                         /dmabuf:\n"),
+        );
+        write(&dir.join("12/maps"), MAPS);
+        write(&dir.join("13/maps"), MAPS);
+        let entry = |size: u64, ino: u64| {
+            format!("{size:08}\t00000002\t00080007\t00000001\tsystem\t{ino:08}\t<none>\n\tAttached Devices:\nTotal 0 devices attached\n\n")
+        };
+        write(
+            &dir.join("bufinfo"),
+            &format!(
+                "\nDma-buf Objects:\nsize    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n{}{}{}\nTotal 3 objects, 20480 bytes\n",
+                entry(8192, 41),
+                entry(8192, 42),
+                entry(4096, 43)
+            ),
+        );
+        write(&dir.join("passwd"), "root:x:0:0::/:/bin/sh\n");
+        t
+    }
+
+    fn opts(t: &Tree, reads: Reads) -> Options {
+        let root = t.0.display().to_string();
+        Options {
+            reads,
+            bufinfo: format!("{root}/bufinfo"),
+            passwd: format!("{root}/passwd"),
+            proc: root,
+        }
+    }
+
+    #[test]
+    fn walks_a_tree_like_proc() {
+        let t = tree();
+        for reads in [Reads::default(), Reads::ALL] {
+            for threads in [1, 3] {
+                let (raw, digests) = scan_digested(&opts(&t, reads), threads).unwrap();
+                let pids: Vec<i32> = raw.processes.iter().map(|p| p.pid).collect();
+                // 12 holds nothing and is not kept.
+                assert_eq!(pids, [10, 11, 13], "{reads:?}");
+                assert_eq!(raw.read, 4);
+                // The walk's digests give what parsing the text again gives.
+                let walked = Analysis::from_digests(&raw, digests).report(&Filter::default());
+                let again = Analysis::new(&raw).report(&Filter::default());
+                assert_eq!(walked, again);
+                let inos: Vec<u64> = walked.buffers.iter().map(|b| b.ino).collect();
+                let b42 = walked.buffers.iter().find(|b| b.ino == 42).unwrap();
+                // 42 is only mapped: bufinfo gives its size.
+                assert_eq!((b42.size, b42.exporter.as_deref()), (8192, Some("system")));
+                assert_eq!(
+                    walked.scan.warnings,
+                    ["/proc/11/maps: maps line 2: start `7f00zz000000` is not a hexadecimal number"]
+                );
+                let p10 = &walked.processes[0];
+                assert_eq!(
+                    (p10.pid, p10.buffers, p10.rss, p10.pss),
+                    (10, 2, 16384, 12288)
+                );
+                if reads.unheld {
+                    assert_eq!(inos, [41, 42, 43]);
+                    assert_eq!(
+                        walked.users.as_ref().unwrap()[0].user.as_deref(),
+                        Some("root")
+                    );
+                    assert_eq!(walked.processes[0].cgroup.as_deref(), Some("/t"));
+                } else {
+                    assert_eq!(inos, [41, 42]);
+                    assert_eq!(walked.processes[0].cgroup, None);
+                }
+                // What a walk with fewer reads would have read, from this one.
+                let fewer = as_walked(&raw, Reads::default());
+                assert_eq!(
+                    Analysis::new(&fewer)
+                        .report(&Filter::default())
+                        .buffers
+                        .len(),
+                    2
+                );
+            }
         }
     }
 }

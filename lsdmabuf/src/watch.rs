@@ -17,7 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 use serde::Serialize;
 
 use crate::human::{self, Layout};
-use crate::model::{Analysis, Changes, Filter, Report};
+use crate::model::{Changes, Filter, Report};
 use crate::scan::{self, Options};
 
 /// The shortest interval `--watch` takes.
@@ -124,8 +124,8 @@ impl Watcher {
     /// Walks once and returns what to print: the whole view the first time,
     /// what changed after.
     pub fn tick(&mut self, now: SystemTime) -> Result<String> {
-        let raw = scan::scan(&self.opts)?;
-        let mut report = Analysis::new(&raw).report(&self.filter);
+        let (_, analysis) = scan::analyze(&self.opts)?;
+        let mut report = analysis.report(&self.filter);
         if let Some((key, reverse)) = self.layout.sort {
             report.sort(key, reverse);
         }

@@ -67,12 +67,19 @@ impl BufInfo {
 }
 
 fn entry(line: &str, n: usize) -> Result<Buffer, ParseError> {
-    let f: Vec<&str> = line.splitn(7, '\t').collect();
-    if f.len() != 7 {
+    // No vector for the fields: bufinfo has thousands of entries.
+    let mut f = [""; 7];
+    let mut fields = line.splitn(7, '\t');
+    let mut count = 0;
+    for (slot, field) in f.iter_mut().zip(&mut fields) {
+        *slot = field;
+        count += 1;
+    }
+    if count != 7 {
         return Err(ParseError::new(
             WHAT,
             Some(n),
-            format!("`{line}` has {} tab-separated fields, not 7", f.len()),
+            format!("`{line}` has {count} tab-separated fields, not 7"),
         ));
     }
     Ok(Buffer {
