@@ -21,6 +21,7 @@ mod child;
 mod guest;
 mod scene;
 mod speed;
+mod synthetic;
 mod vgem;
 mod views;
 mod want;
@@ -62,6 +63,13 @@ struct Args {
     #[arg(long)]
     no_speed: bool,
 
+    /// On a host without dma-bufs: build a /proc-like tree of --processes
+    /// processes holding a buffer each in DIR (replacing one built before),
+    /// and time the scan of it as the speed check times /proc; no scene,
+    /// no root needed.
+    #[arg(long, value_name = "DIR")]
+    synthetic: Option<std::path::PathBuf>,
+
     /// Build the scene, print what lsdmabuf's walk reads of it, everything
     /// `--save` reads, as a capture (for testdata/) and exit.
     #[arg(long)]
@@ -80,6 +88,14 @@ fn main() -> ExitCode {
         };
     }
     let mut tap = Tap::stdout();
+    if let Some(dir) = &args.synthetic {
+        synthetic_timings(&mut tap, dir, &args);
+        return if tap.finish() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     match Factory::open() {
         Ok(f) => {
             scene_checks(&mut tap, &f);
@@ -177,7 +193,8 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
         "speed: {n} processes forked, each holding a buffer, in {}",
         speed::ms(t.elapsed())
     ));
-    let timings = match speed::measure(args.runs) {
+    let opts = lsdmabuf::scan::Options::default();
+    let timings = match speed::measure(&opts, args.runs) {
         Ok(t) => t,
         Err(e) => {
             tap.check("speed_scan", Err(e));
@@ -185,6 +202,176 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
         }
     };
     tap.check("speed_scan", crowd_seen(&crowd, f.page, &timings));
+    report_timings(
+        tap,
+        &opts,
+        args,
+        &timings,
+        &format!("{n} processes holding buffers"),
+    );
+    tap.check(
+        "speed_teardown",
+        crowd
+            .finish()
+            .map(|()| format!("{n} processes exited with 0")),
+    );
+}
+
+/// The speed check on a synthetic tree in `dir`.
+fn synthetic_timings(tap: &mut Tap, dir: &std::path::Path, args: &Args) {
+    let n = args.processes;
+    let page = dmabuf::sys::page_size();
+    let t = std::time::Instant::now();
+    if let Err(e) = synthetic::build(dir, n, page) {
+        tap.check("synthetic_setup", Err(e));
+        return;
+    }
+    tap.pass(
+        "synthetic_setup",
+        &format!(
+            "{n} processes holding a buffer each in {} in {}",
+            dir.display(),
+            speed::ms(t.elapsed())
+        ),
+    );
+    let root = dir.display().to_string();
+    let opts = lsdmabuf::scan::Options {
+        proc: root.clone(),
+        bufinfo: format!("{root}/bufinfo"),
+        passwd: format!("{root}/passwd"),
+        ..lsdmabuf::scan::Options::default()
+    };
+    let timings = match speed::measure(&opts, args.runs) {
+        Ok(t) => t,
+        Err(e) => {
+            tap.check("speed_scan", Err(e));
+            return;
+        }
+    };
+    let r = &timings.last_report;
+    let one_each = r
+        .processes
+        .iter()
+        .all(|p| p.buffers == 1 && p.rss == page && p.pss == page);
+    tap.check(
+        "speed_scan",
+        if r.processes.len() == n && r.totals.buffers == n && one_each {
+            Ok(format!(
+                "the scan found the {n} processes, one buffer of one page each"
+            ))
+        } else {
+            Err(anyhow!(
+                "the scan found {} processes and {} buffers, expected {n} of one page each",
+                r.processes.len(),
+                r.totals.buffers
+            ))
+        },
+    );
+    report_timings(
+        tap,
+        &opts,
+        args,
+        &timings,
+        &format!("{n} synthetic processes holding buffers"),
+    );
+    match cpu_costs(&opts, args.runs) {
+        Ok(text) => tap.comment(&text),
+        Err(e) => tap.comment(&format!("speed: CPU time: not measured: {e:#}")),
+    }
+}
+
+/// The CPU time (user and system, every thread) of the bare walk, the scan
+/// and each view off by default, medians of `runs`: on a host that builds
+/// kernels meanwhile, what the wall clock cannot tell.
+fn cpu_costs(opts: &lsdmabuf::scan::Options, runs: usize) -> Result<String> {
+    use lsdmabuf::raw::Reads;
+    use speed::{cpu_time, lsdmabuf_scan, lsdmabuf_scan_reading, ms, walk};
+    let bare = cpu_time(runs, || walk(&opts.proc, speed::Reads::default()))?;
+    let scan = cpu_time(runs, || lsdmabuf_scan(opts))?;
+    let (raw, digests) = lsdmabuf::scan::scan_digested(opts, lsdmabuf::scan::default_threads())?;
+    let model = cpu_time(runs, || {
+        Ok(
+            lsdmabuf::model::Analysis::from_digests(&raw, digests.clone())
+                .report(&lsdmabuf::model::Filter::default()),
+        )
+    })?;
+    let x = |d: std::time::Duration| {
+        format!(
+            "{} ({:.2}x the bare walk)",
+            ms(d),
+            d.as_secs_f64() / bare.as_secs_f64()
+        )
+    };
+    let mut parts = vec![
+        format!("bare walk {}", ms(bare)),
+        format!("scan {}", x(scan)),
+        format!(
+            "the model alone (one thread, the digests' copy included) {}",
+            ms(model)
+        ),
+    ];
+    for (what, reads) in [
+        (
+            "users",
+            Reads {
+                users: true,
+                ..Reads::default()
+            },
+        ),
+        (
+            "cgroups",
+            Reads {
+                cgroups: true,
+                ..Reads::default()
+            },
+        ),
+        (
+            "importers",
+            Reads {
+                importers: true,
+                ..Reads::default()
+            },
+        ),
+        (
+            "--all",
+            Reads {
+                unheld: true,
+                ..Reads::default()
+            },
+        ),
+        ("everything", Reads::ALL),
+    ] {
+        let d = cpu_time(runs, || lsdmabuf_scan_reading(opts, reads))?;
+        parts.push(format!("scan with {what} {}", x(d)));
+    }
+    let mut w = lsdmabuf::watch::Watcher::new(
+        opts.clone(),
+        lsdmabuf::model::Filter::default(),
+        lsdmabuf::human::Layout::new(
+            lsdmabuf::model::View::Buffer,
+            lsdmabuf::human::Sizes { bytes: false },
+        ),
+        false,
+    );
+    w.tick(std::time::SystemTime::now())?;
+    let tick = cpu_time(runs, || w.tick(std::time::SystemTime::now()))?;
+    parts.push(format!("a --watch tick {}", x(tick)));
+    Ok(format!(
+        "speed: CPU time, user and system, all threads (medians of {runs}): {}",
+        parts.join("; ")
+    ))
+}
+
+/// The timings of `opts`'s walk: the bare walk and the scan, their ratio
+/// (a check with `--goal`), where the time goes and what the views off by
+/// default add. `what` says what was walked.
+fn report_timings(
+    tap: &mut Tap,
+    opts: &lsdmabuf::scan::Options,
+    args: &Args,
+    timings: &speed::Timings,
+    what: &str,
+) {
     let bare = speed::median(&timings.bare);
     let scan = speed::median(&timings.scan);
     let ratio = scan.as_secs_f64() / bare.as_secs_f64();
@@ -195,7 +382,8 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
             .join(", ")
     };
     tap.comment(&format!(
-        "speed: bare walk of /proc/*/fd (readdir, readlink): median {} of {} runs ({}); {} links, {} of dma-bufs",
+        "speed: bare walk of {}/*/fd (readdir, readlink): median {} of {} runs ({}); {} links, {} of dma-bufs",
+        opts.proc,
         speed::ms(bare),
         timings.bare.len(),
         all(&timings.bare),
@@ -210,7 +398,7 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
     ));
     match args.goal {
         None => tap.comment(&format!(
-            "speed: ratio {ratio:.2} (scan {} / bare walk {}) with {n} processes holding buffers; not judged (--goal RATIO judges it)",
+            "speed: ratio {ratio:.2} (scan {} / bare walk {}) with {what}; not judged (--goal RATIO judges it)",
             speed::ms(scan),
             speed::ms(bare)
         )),
@@ -218,46 +406,41 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
             "speed_ratio",
             if ratio <= goal {
                 Ok(format!(
-                    "scan {} / bare walk {} = {ratio:.2} <= {goal} with {n} processes holding buffers",
+                    "scan {} / bare walk {} = {ratio:.2} <= {goal} with {what}",
                     speed::ms(scan),
                     speed::ms(bare)
                 ))
             } else {
                 Err(anyhow!(
-                    "scan {} / bare walk {} = {ratio:.2}, above the goal of {goal} with {n} processes holding buffers",
+                    "scan {} / bare walk {} = {ratio:.2}, above the goal of {goal} with {what}",
                     speed::ms(scan),
                     speed::ms(bare)
                 ))
             },
         ),
     }
-    match breakdown(args.runs) {
+    match breakdown(opts, args.runs) {
         Ok(text) => tap.comment(&text),
         Err(e) => tap.comment(&format!("speed: where the time goes: not measured: {e:#}")),
     }
-    match views_cost(args.runs, bare, scan) {
+    match views_cost(opts, args.runs, bare, scan) {
         Ok(text) => tap.comment(&text),
         Err(e) => tap.comment(&format!(
             "speed: the views off by default: not measured: {e:#}"
         )),
     }
-    tap.check(
-        "speed_teardown",
-        crowd
-            .finish()
-            .map(|()| format!("{n} processes exited with 0")),
-    );
 }
 
 /// Where the scan's time goes: the bare walk plus each kind of file the
-/// scan reads, one thread, and the scan itself with one thread and with
-/// its default threads; medians of `runs`.
-fn breakdown(runs: usize) -> Result<String> {
+/// scan reads, one thread, the scan itself with one thread and with its
+/// default threads, and the model alone; medians of `runs`.
+fn breakdown(opts: &lsdmabuf::scan::Options, runs: usize) -> Result<String> {
     use speed::{ms, time, walk, Reads};
     let none = Reads::default();
-    let bare = time(runs, || walk(none))?;
+    let proc = opts.proc.as_str();
+    let bare = time(runs, || walk(proc, none))?;
     let plus = |reads: Reads| -> Result<String> {
-        let d = time(runs, || walk(reads))?;
+        let d = time(runs, || walk(proc, reads))?;
         Ok(format!(
             "{} ({:.2}x)",
             ms(d),
@@ -278,27 +461,37 @@ fn breakdown(runs: usize) -> Result<String> {
         ..none
     })?;
     let threads = lsdmabuf::scan::default_threads();
-    let one = time(runs, || {
-        lsdmabuf::scan::scan_with(&lsdmabuf::scan::Options::default(), 1)
-    })?;
-    let many = time(runs, || {
-        lsdmabuf::scan::scan_with(&lsdmabuf::scan::Options::default(), threads)
+    let one = time(runs, || lsdmabuf::scan::scan_with(opts, 1))?;
+    let many = time(runs, || lsdmabuf::scan::scan_with(opts, threads))?;
+    let (raw, digests) = lsdmabuf::scan::scan_digested(opts, threads)?;
+    let model = time(runs, || {
+        Ok(
+            lsdmabuf::model::Analysis::from_digests(&raw, digests.clone())
+                .report(&lsdmabuf::model::Filter::default()),
+        )
     })?;
     Ok(format!(
         "speed: where the time goes (one thread, medians of {runs}): bare walk {}; \
          + fdinfo of dma-buf fds {fdinfo}; + stat of dma-buf fds {stat}; + maps {maps}; \
          + comm {comm}; + fdinfo, maps and comm, all the scan reads {all}; \
-         scan without the model: 1 thread {}, {threads} threads {}",
+         scan without the model: 1 thread {}, {threads} threads {}; the model alone (one thread, \
+         the digests' copy included) {}",
         ms(bare),
         ms(one),
-        ms(many)
+        ms(many),
+        ms(model)
     ))
 }
 
 /// What each view that is off by default adds to the default scan (the
 /// walk and the model, default threads), and what a `--watch` tick costs;
 /// medians of `runs`, against the medians of the speed check.
-fn views_cost(runs: usize, bare: std::time::Duration, scan: std::time::Duration) -> Result<String> {
+fn views_cost(
+    opts: &lsdmabuf::scan::Options,
+    runs: usize,
+    bare: std::time::Duration,
+    scan: std::time::Duration,
+) -> Result<String> {
     use lsdmabuf::raw::Reads;
     use speed::{lsdmabuf_scan_reading, ms, time};
     let ratio = |d: std::time::Duration| {
@@ -341,10 +534,10 @@ fn views_cost(runs: usize, bare: std::time::Duration, scan: std::time::Duration)
         ),
         ("everything (--save)", Reads::ALL),
     ] {
-        let d = time(runs, || lsdmabuf_scan_reading(reads))?;
+        let d = time(runs, || lsdmabuf_scan_reading(opts, reads))?;
         parts.push(format!("{what} {}", ratio(d)));
     }
-    let (tick, text) = speed::watch_tick(runs)?;
+    let (tick, text) = speed::watch_tick(opts, runs)?;
     Ok(format!(
         "speed: the views off by default (medians of {runs}; the scan {}, the bare walk {}): {}; \
          a --watch tick after the first (walk, model, changes, text: {:?}) {}",
