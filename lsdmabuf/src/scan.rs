@@ -402,12 +402,13 @@ impl<'a> Walker<'a> {
     }
 
     /// `/proc/PID/FILE`, a detail of a process already read: a failure
-    /// hides none of its buffers, and is recorded without its pid.
+    /// hides none of its buffers, and is recorded without its pid. A
+    /// missing `cgroup` is recorded too: a kernel without cgroups has none.
     fn detail(&mut self, pid: i32, file: &str) -> Option<String> {
         match self.read_record(&format!("{pid}/{file}")) {
             Ok(text) => Some(text),
             Err(e) => {
-                if !matches!(gone(e), Gone::Exited) {
+                if file == "cgroup" || !matches!(gone(e), Gone::Exited) {
                     self.fail(None, format!("/proc/{pid}/{file}"), e);
                 }
                 None
