@@ -293,31 +293,13 @@ impl Scene {
         s._sockets.extend([tx, rx]);
 
         match Vgem::open() {
-            Ok(vgem) => {
-                let imported =
-                    s.buffer(f, "imported", Exporter::Heap, 3, Some("scene-imported"))?;
-                vgem.import(imported.as_fd())
-                    .with_context(|| format!("DRM_IOCTL_PRIME_FD_TO_HANDLE on {}", vgem.node))?;
-                s.expect.fd(me, "imported", imported.as_raw_fd());
-                s._fds.push(imported);
-                let only = s.buffer(
-                    f,
-                    "imported_only",
-                    Exporter::Udmabuf,
-                    1,
-                    Some("scene-imported-only"),
-                )?;
-                vgem.import(only.as_fd())
-                    .with_context(|| format!("DRM_IOCTL_PRIME_FD_TO_HANDLE on {}", vgem.node))?;
-                drop(only);
-                for key in ["imported", "imported_only"] {
-                    s.expect
-                        .importers
-                        .insert(key, vec![vgem::DEVICE.to_string()]);
+            Ok(vgem) => match s.import(f, &vgem) {
+                Ok(()) => {
+                    s.expect.vgem = Ok(vgem.node.clone());
+                    s.vgem = Some(vgem);
                 }
-                s.expect.vgem = Ok(vgem.node.clone());
-                s.vgem = Some(vgem);
-            }
+                Err(e) => s.expect.vgem = Err(format!("{e:#}")),
+            },
             Err(why) => s.expect.vgem = Err(why),
         }
 
@@ -380,18 +362,61 @@ impl Scene {
         pages: u64,
         name: Option<&'static str>,
     ) -> Result<OwnedFd> {
+        let (fd, buf) = Self::made(f, key, e, pages, name)?;
+        self.expect.buffers.push(buf);
+        Ok(fd)
+    }
+
+    /// A new buffer and its record, not yet in the expectation.
+    fn made(
+        f: &Factory,
+        key: &'static str,
+        e: Exporter,
+        pages: u64,
+        name: Option<&'static str>,
+    ) -> Result<(OwnedFd, Buf)> {
         let fd = f
             .create(e, pages, name)
             .with_context(|| format!("buffer {key}"))?;
         let st = fstat(&fd).with_context(|| format!("fstat of buffer {key}"))?;
-        self.expect.buffers.push(Buf {
+        let buf = Buf {
             key,
             ino: st.st_ino,
             size: pages * f.page,
             exporter: e,
             name,
-        });
-        Ok(fd)
+        };
+        Ok((fd, buf))
+    }
+
+    /// imported, which the test keeps an fd of, and imported_only, which
+    /// it does not, both imported by vgem; in the expectation only once
+    /// both imports worked.
+    fn import(&mut self, f: &Factory, vgem: &Vgem) -> Result<()> {
+        let me = getpid().as_raw();
+        let (imported, a) = Self::made(f, "imported", Exporter::Heap, 3, Some("scene-imported"))?;
+        let (only, b) = Self::made(
+            f,
+            "imported_only",
+            Exporter::Udmabuf,
+            1,
+            Some("scene-imported-only"),
+        )?;
+        for (key, fd) in [("imported", &imported), ("imported_only", &only)] {
+            vgem.import(fd.as_fd()).with_context(|| {
+                format!("DRM_IOCTL_PRIME_FD_TO_HANDLE of {key} on {}", vgem.node)
+            })?;
+        }
+        self.expect.buffers.extend([a, b]);
+        self.expect.fd(me, "imported", imported.as_raw_fd());
+        self._fds.push(imported);
+        drop(only);
+        for key in ["imported", "imported_only"] {
+            self.expect
+                .importers
+                .insert(key, vec![vgem::DEVICE.to_string()]);
+        }
+        Ok(())
     }
 
     /// The pids of the helpers that run as root.
