@@ -451,24 +451,44 @@ fn human_processes(scene: &Scene) -> Result<String> {
 }
 
 fn usage_errors() -> Result<String> {
-    let out = lsdmabuf(&["-p", "2147483647"], None)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(1) && err.contains("no such process"),
-        "-p 2147483647 exited with {} and said {err:?}: expected 1 and `no such process`",
-        out.status
-    );
-    let out = lsdmabuf(&["--by", "exporter", "-s", "pss"], None)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(1) && err.contains("size"),
-        "--by exporter -s pss exited with {} and said {err:?}: expected 1 and the keys that apply",
-        out.status
-    );
-    Ok(
-        "a pid that does not exist and a sort key of another view fail with status 1 and say why"
-            .into(),
-    )
+    // Each bad input: its status, and words its message must hold.
+    let cases: [(&[&str], i32, &[&str]); 8] = [
+        (&["-p", "2147483647"], 1, &["no such process"]),
+        (&["--by", "exporter", "-s", "pss"], 1, &["size"]),
+        (&["-o", "nosuch"], 1, &["no column `nosuch`", "INO,SIZE"]),
+        (
+            &["--by", "user", "-o", "ino"],
+            1,
+            &["no column `ino`", "USER,UID"],
+        ),
+        (&["--watch", "0"], 2, &["at least 0.1 s"]),
+        (&["--watch", "two"], 2, &["not a number of seconds"]),
+        (&["--all", "-p", "1"], 2, &["cannot be used with"]),
+        (
+            &["--load", "/nonexistent"],
+            1,
+            &["--load: reading /nonexistent"],
+        ),
+    ];
+    for (args, status, words) in cases {
+        let out = lsdmabuf(args, None)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(status) && words.iter().all(|w| err.contains(w)),
+            "lsdmabuf {} exited with {} and said {err:?}: expected {status} and {words:?}",
+            args.join(" "),
+            out.status
+        );
+        ensure!(
+            !err.contains("panicked"),
+            "lsdmabuf {} panicked: {err}",
+            args.join(" ")
+        );
+    }
+    Ok(format!(
+        "{} bad inputs (a pid, a sort key, columns, an interval, --all with --pid, a capture) fail with 1 or 2 and say what is wrong",
+        cases.len()
+    ))
 }
 
 /// The checks of lsdmabuf run as uid [`NOBODY`].

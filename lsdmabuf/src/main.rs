@@ -62,7 +62,8 @@ Columns (-o):
 
 Exit status: 0 on success (and when --watch ends on Ctrl-C); 1 when /proc
 cannot be read, a --pid names no process, what --all or IMPORTERS needs
-cannot be read, or a capture cannot be read or written; 2 on a usage error.";
+cannot be read, a capture cannot be read or written, or -o or -s names
+what the view does not have; 2 when the command line cannot be parsed.";
 
 /// List the dma-bufs of the running system: which process holds which
 /// buffer, by fd or by mapping, and how much memory that is.
