@@ -1,8 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared settings and helpers for the scripts in ci/. Source it; do not run it.
 #
-# Everything built lives under target/ (git-ignored). Versions the project
-# relies on are pinned here and checked by ci/setup.
+# Two places hold what is built:
+#  - target/ of this clone (git-ignored): the kernel source trees and build
+#    directories a build works in, the Rust workspace, the logs of this
+#    clone's runs;
+#  - the machine-wide cache, $DMABUF_INODE_CACHE (default
+#    ${XDG_CACHE_HOME:-$HOME/.cache}/dmabuf-inode): the pristine base trees,
+#    the ccache, bindgen, and every kernel and bisect result, each under the
+#    key of everything that went into it (ci/kbuild.sh). Another clone on
+#    the same machine takes a kernel from there instead of building it.
 
 [ -n "${DMABUF_CI_LIB:-}" ] && return 0
 DMABUF_CI_LIB=1
@@ -10,34 +17,11 @@ DMABUF_CI_LIB=1
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CI="$ROOT/ci"
 TARGET="$ROOT/target"
-TOOLS="$TARGET/tools"
 KERNELS="$TARGET/kernel"
-BASE_REPO="$KERNELS/linux"
+CACHE=${DMABUF_INODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dmabuf-inode}
 
-# Pinned inputs. A change here changes every kernel's build key.
-LINUX_VERSION=6.12.117
-LINUX_SOURCE_PKG=linux-source-6.12
-LINUX_SOURCE_DEB_VERSION=6.12.117-1~deb12u1
-LINUX_SOURCE_TARBALL=/usr/src/linux-source-6.12.tar.xz
-RUST_DEB_VERSION=1.96.0+dfsg1-1~deb12u2
-RUSTC_VERSION=1.96.0
-BINDGEN_VERSION=0.69.5
-LLVM_VERSION=14
-
-BINDGEN="$TOOLS/bindgen-$BINDGEN_VERSION/bin/bindgen"
-BASE_TAG="v$LINUX_VERSION"
-
-# The Debian toolchain, named explicitly: rustup's rustc comes first on PATH
-# and has no rust-src, so kbuild must never pick it up.
-KMAKE_VARS=(
-	LLVM=-$LLVM_VERSION
-	RUSTC=/usr/bin/rustc
-	RUSTDOC=/usr/bin/rustdoc
-	HOSTRUSTC=/usr/bin/rustc
-	RUSTFMT=/usr/bin/rustfmt
-	CLIPPY_DRIVER=/usr/bin/clippy-driver
-	BINDGEN="$BINDGEN"
-)
+# The kernel trees, their pins and toolchains.
+. "$CI/kbuild.sh"
 
 # Colourless, greppable messages on stderr.
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
@@ -49,22 +33,96 @@ jobs() { nproc; }
 # Hash of everything given on stdin, short enough for a directory name.
 key_of() { sha256sum | cut -c1-16; }
 
-# Runs make on a kernel tree with the pinned toolchain.
-#   kmake SRC OUT [make arguments...]
-kmake() {
-	local src=$1 out=$2
-	shift 2
-	make -C "$src" O="$out" "${KMAKE_VARS[@]}" "$@"
+# Runs "$@" holding the machine-wide lock NAME of the cache, waiting for it
+# up to two hours. Locks are flock(1) locks on files in $CACHE/locks: the
+# kernel freeing them when a holder dies, a killed run never leaves one
+# taken.
+with_lock() {
+	local name=$1
+	shift
+	mkdir -p "$CACHE/locks"
+	(
+		flock -w 7200 9 || die "could not take the lock $CACHE/locks/$name within 2 hours"
+		"$@"
+	) 9>"$CACHE/locks/$name"
 }
 
-# Serialises kernel builds: this machine has two cores, and two kernel
-# builds at once take longer than one after the other.
+# Serialises kernel builds across every clone on this machine: it has two
+# cores, and two kernel builds at once take longer than one after the other.
 with_build_lock() {
-	mkdir -p "$KERNELS"
+	with_lock build "$@"
+}
+
+# The pristine base: the tarball in a bare git repository of the cache
+# whose one commit, tagged with the tree's name, is every file of the
+# tarball. Fixed author, dates and parentage make that commit's id the
+# same on every machine. Made once per machine, in a temporary directory
+# renamed into place when whole.
+make_base() {
+	git -C "$BASE_REPO" rev-parse -q --verify "refs/tags/$BASE_TAG^{commit}" >/dev/null 2>&1 && return 0
+	with_lock "base-$TREE" make_base_locked
+}
+
+make_base_locked() {
+	git -C "$BASE_REPO" rev-parse -q --verify "refs/tags/$BASE_TAG^{commit}" >/dev/null 2>&1 && return 0
+	local tarball tmp sum
+	tarball=$(tree_tarball)
+	[ -r "$tarball" ] || die "$TREE: $tarball not found: run ci/setup (package $SRC_PKG=$SRC_DEB_VERSION), or point $SRC_TARBALL_ENV at a copy of that package's tarball"
+	log "$TREE: checking $tarball"
+	sum=$(sha256sum <"$tarball" | cut -d' ' -f1)
+	[ "$sum" = "$SRC_TARBALL_SHA256" ] ||
+		die "$TREE: $tarball has sha256 $sum, not $SRC_TARBALL_SHA256 (the tarball of $SRC_PKG $SRC_DEB_VERSION)"
+	rm -rf "$BASE_REPO" "$BASE_REPO".tmp.*
+	tmp="$BASE_REPO.tmp.$$"
+	mkdir -p "$tmp/tree"
+	log "$TREE: unpacking $tarball into the machine-wide cache ($BASE_REPO)"
+	tar -xf "$tarball" -C "$tmp/tree" --strip-components=1
+	check_base_version "$tmp/tree"
+	drop_debian_gitignore "$tmp/tree/.gitignore"
 	(
-		flock -w 7200 9 || die "could not take $KERNELS/build.lock within 2 hours"
-		"$@"
-	) 9>"$KERNELS/build.lock"
+		cd "$tmp/tree"
+		export GIT_AUTHOR_NAME=base GIT_AUTHOR_EMAIL=base@localhost
+		export GIT_COMMITTER_NAME=base GIT_COMMITTER_EMAIL=base@localhost
+		export GIT_AUTHOR_DATE=2000-01-01T00:00:00Z GIT_COMMITTER_DATE=2000-01-01T00:00:00Z
+		git init -q --bare "$tmp/repo.git"
+		export GIT_DIR="$tmp/repo.git" GIT_WORK_TREE="$tmp/tree"
+		# Loose objects, fast to write: the clones share them, and
+		# packing 100,000 of them takes minutes.
+		git config core.looseCompression 1
+		# Every file of the tarball, dot-files too: its .gitignore ignores
+		# '.*' without upstream's list of exceptions (.rustfmt.toml, ...).
+		git add -A -f .
+		local commit
+		commit=$(printf '%s\n\n%s\n' "Linux $LINUX_VERSION ($SRC_PKG $SRC_DEB_VERSION)" \
+			"Tarball-SHA256: $SRC_TARBALL_SHA256" | git commit-tree "$(git write-tree)")
+		git tag "$BASE_TAG" "$commit"
+	)
+	[ -n "$(git -C "$tmp/repo.git" ls-tree "$BASE_TAG" drivers/dma-buf/dma-buf.c)" ] &&
+		[ -n "$(git -C "$tmp/repo.git" ls-tree "$BASE_TAG" .rustfmt.toml)" ] ||
+		die "$TREE: the base commit lacks files of the tarball: is a .gitignore still ignoring them?"
+	rm -rf "$tmp/tree"
+	mv -T "$tmp/repo.git" "$BASE_REPO"
+	rmdir "$tmp"
+	log "$TREE: base $(git -C "$BASE_REPO" rev-parse "$BASE_TAG^{commit}")"
+}
+
+check_base_version() {
+	local mk=$1/Makefile v
+	v=$(awk -F' = ' '/^VERSION =/ { a = $2 } /^PATCHLEVEL =/ { b = $2 }
+		/^SUBLEVEL =/ { c = $2 } /^EXTRAVERSION =/ { d = $2 }
+		END { printf "%s.%s.%s%s", a, b, c, d }' "$mk")
+	[ "$v" = "$LINUX_VERSION" ] || die "$TREE: the tarball is Linux $v, not $LINUX_VERSION"
+}
+
+# Debian's top-level .gitignore ends with a block ('/*' then '!/debian/')
+# that ignores the whole tree; upstream's has no such block.
+drop_debian_gitignore() {
+	local f=$1 n
+	n=$(grep -n '^# Debian packaging' "$f" | cut -d: -f1 || true)
+	[ -n "$n" ] || return 0
+	# The block starts with a '#' line and follows a blank line.
+	head -n $((n - 3)) "$f" >"$f.new"
+	mv "$f.new" "$f"
 }
 
 # Makes sure the tools exist before use, saying how to get them.

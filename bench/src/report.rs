@@ -249,8 +249,9 @@ impl Summary {
         self.kernels.iter().find(|k| k.label == label)
     }
 
-    /// The tables and their reading, in Markdown.
-    pub fn markdown(&self) -> String {
+    /// The tables and their reading, in Markdown; latencies are in `unit`: `ns`, or `guest
+    /// instructions` when the guest's clock counted instructions (QEMU's `-icount shift=0`).
+    pub fn markdown(&self, unit: &str) -> String {
         let mut o = String::new();
         let counts: BTreeSet<u64> = self
             .kernels
@@ -336,7 +337,7 @@ impl Summary {
         let _ = writeln!(o, "\n### Latency (1-page udmabuf; medians over rounds)\n");
         let _ = writeln!(
             o,
-            "| kernel | export+close median ns | export+close p99 ns | fstat median ns | fstat p99 ns |"
+            "| kernel | export+close median, {unit} | export+close p99, {unit} | fstat median, {unit} | fstat p99, {unit} |"
         );
         let _ = writeln!(o, "|---|---|---|---|---|");
         for k in &self.kernels {
@@ -536,7 +537,7 @@ mod tests {
         assert_eq!(c - neg, 600.0);
         assert_eq!(s.find(C).unwrap().rounds, 2);
         assert_eq!(s.find(C).unwrap().export_close_median_ns.median, 121.0);
-        let md = s.markdown();
+        let md = s.markdown("ns");
         assert!(
             md.contains("- inode_cache (objects of 600 B): +1.00 objects, +600 B per buffer"),
             "{md}"
@@ -555,7 +556,7 @@ mod tests {
         let g = s.gate.clone().unwrap();
         assert!(!g.passed, "{g:?}");
         assert_eq!(g.margin, MIN_MARGIN);
-        assert!(s.markdown().contains("FAILED"));
+        assert!(s.markdown("ns").contains("FAILED"));
     }
 
     #[test]

@@ -142,13 +142,18 @@ impl Factory {
     }
 }
 
+/// The largest buffer of a population, in pages of 4 KiB: udmabuf's
+/// `size_limit_mb` was 64 before 6.14, and is `INT_MAX` since.
+pub const LARGEST_PAGES: u64 = 64 << 8;
+
 /// The sizes of a population of `count` buffers, in pages: mostly one
 /// page, every tenth 2 to 4 pages, every hundredth 16, every thousandth
-/// 1024, and the first one as large as `limit_pages` allows.
+/// 1024, and the first one as large as `limit_pages` allows, up to
+/// [`LARGEST_PAGES`].
 pub fn population_pages(count: usize, limit_pages: u64) -> Vec<u64> {
     (0..count)
         .map(|i| match i {
-            0 => limit_pages,
+            0 => limit_pages.min(LARGEST_PAGES),
             _ if i % 1000 == 1 => 1024,
             _ if i % 100 == 2 => 16,
             _ if i % 10 == 3 => 2 + (i as u64 / 10) % 3,
@@ -247,6 +252,10 @@ mod tests {
             .iter()
             .all(|&p| (1..=8).contains(&p)));
         assert!(population_pages(0, 8).is_empty());
+        // udmabuf's limit since 6.14 is INT_MAX MiB: the largest buffer stays 64 MiB.
+        let pages = population_pages(10000, (i32::MAX as u64) << 8);
+        assert_eq!(pages[0], LARGEST_PAGES);
+        assert!(pages.iter().sum::<u64>() < 48 * 1024);
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //! - [`splats`]: every Oops, BUG, WARNING, KASAN, lockdep, kmemleak or panic
 //!   report, with the lines that belong to it;
 //! - [`verdict`]: the status vm-init reported for the commands it ran;
-//! - [`tap_results`]: the top-level `ok`/`not ok` lines of a TAP stream (the
-//!   validator's output).
+//! - [`tap`]: the commands' output, cut into one section per command, and
+//!   the TAP stream of each;
+//! - [`judge`]: the verdict on a whole run, from all of the above.
 
 pub mod buildlog;
+pub mod judge;
+pub mod tap;
 
 use serde::Serialize;
 
@@ -100,32 +103,14 @@ impl Suite {
 }
 
 /// Parses a KTAP result line `ok 3 name # SKIP reason` into a test case.
-fn parse_result(line: &str) -> Option<(usize, TestCase)> {
-    let (ok, rest) = if let Some(r) = line.strip_prefix("not ok ") {
-        (false, r)
-    } else if let Some(r) = line.strip_prefix("ok ") {
-        (true, r)
-    } else {
-        return None;
-    };
-    let (num, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let num = num.parse().ok()?;
-    let (name, directive) = match rest.split_once(" # ") {
-        Some((n, d)) => (n, d),
-        None => (rest, ""),
-    };
-    let skipped = directive
-        .trim_start()
-        .to_ascii_uppercase()
-        .starts_with("SKIP");
-    Some((
-        num,
-        TestCase {
-            name: name.trim().to_string(),
-            ok,
-            skipped,
-        },
-    ))
+fn parse_result(line: &str) -> Option<TestCase> {
+    let r = tap::parse_result(line)?;
+    r.number?;
+    Some(TestCase {
+        name: r.description,
+        ok: r.ok,
+        skipped: r.skip.is_some(),
+    })
 }
 
 fn indent_of(line: &str) -> usize {
@@ -162,11 +147,11 @@ pub fn kunit_suites(log: &str) -> Vec<Suite> {
         if indent == *suite_indent {
             if let Some(n) = text.strip_prefix("1..").and_then(|n| n.parse().ok()) {
                 suite.planned = Some(n);
-            } else if let Some((_, case)) = parse_result(text) {
+            } else if let Some(case) = parse_result(text) {
                 suite.cases.push(case);
             }
         } else if indent < *suite_indent {
-            if let Some((_, case)) = parse_result(text) {
+            if let Some(case) = parse_result(text) {
                 if case.name == suite.name {
                     suite.finished = true;
                     let (_, s) = current.take().expect("current suite");
@@ -309,27 +294,6 @@ pub fn qemu_status_for(status: i32) -> i32 {
     (status.clamp(0, 127) << 1) | 1
 }
 
-/// One top-level TAP result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TapResult {
-    pub name: String,
-    pub ok: bool,
-}
-
-/// The top-level `ok`/`not ok` lines of a TAP stream; indented (nested)
-/// results and diagnostics are not counted.
-pub fn tap_results(text: &str) -> Vec<TapResult> {
-    text.lines()
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| indent_of(l) == 0)
-        .filter_map(parse_result)
-        .map(|(_, c)| TapResult {
-            name: c.name,
-            ok: c.ok,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,15 +425,5 @@ mod tests {
         assert_eq!(qemu_status_for(0), 1);
         assert_eq!(qemu_status_for(3), 7);
         assert_eq!(qemu_status_for(300), 255);
-    }
-
-    #[test]
-    fn counts_top_level_tap() {
-        let tap =
-            "TAP version 14\n1..3\nok 1 - a\nnot ok 2 - b\n  ok 1 nested\nok 3 - c # SKIP x\n";
-        let r = tap_results(tap);
-        assert_eq!(r.len(), 3);
-        assert_eq!(r.iter().filter(|t| !t.ok).count(), 1);
-        assert_eq!(r[1].name, "- b");
     }
 }

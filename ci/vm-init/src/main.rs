@@ -12,8 +12,36 @@
 //! - the byte `min(N, 127)` written to QEMU's isa-debug-exit port 0xf4, which
 //!   makes QEMU exit at once with status `2 * byte + 1`.
 //!
-//! The commands' standard output and error go to `/dev/ttyS1` when the VM has
-//! a second serial port, so the host keeps them apart from the kernel log.
+//! The commands' standard output and error go to `/dev/ttyS1`, the VM's
+//! second serial port, so the host keeps them apart from the kernel log.
+//! Each command's output there is framed by two lines of vm-init's own, TAP
+//! comments, so that the host can tell which command printed which TAP
+//! stream:
+//!
+//! ```text
+//! # vm-init: command 1: validator --count 1000
+//! ...
+//! # vm-init: command 1 exited 0
+//! # vm-init: command 2: dmabuf-stress run
+//! ...
+//! # vm-init: command 2 exited signal 9
+//! ```
+//!
+//! The closing line follows whatever the command wrote last: after output
+//! that does not end in a newline (a command killed mid-line) it runs into
+//! that line, and the host looks for it there too.
+//!
+//! Without `/dev/ttyS1` the commands' output would have nowhere to go: when
+//! it cannot be opened, or takes no output (a VM without a second serial
+//! port has the device, but every write to it fails with `EIO`), vm-init
+//! says so on the console and reports status 125 without running the
+//! commands, or any further one.
+//!
+//! The statuses vm-init itself gives: 125 when it could not set the VM up
+//! (mounts, open-file limit, the output port), 126 when no command was given
+//! or one could not be started, 127 when a command's program could not be
+//! executed (said on the output port), 128 + K when signal K killed a
+//! command.
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
@@ -34,8 +62,14 @@ const DEBUG_EXIT_PORT: u16 = 0xf4;
 /// Separates two commands on the kernel command line.
 const COMMAND_SEPARATOR: &str = ";;";
 
-/// Where the commands' output goes when the VM has a second serial port.
+/// Where the commands' output goes: the VM's second serial port.
 const OUTPUT_TTY: &str = "/dev/ttyS1";
+
+/// The status vm-init reports when it could not set the VM up.
+const SETUP_FAILED: i32 = 125;
+
+/// The status vm-init reports when it could not start a command.
+const CANNOT_START: i32 = 126;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,7 +77,7 @@ fn main() {
         Ok(()) => run_commands(&args),
         Err(e) => {
             console(&format!("vm-init: setup failed: {e}"));
-            125
+            SETUP_FAILED
         }
     };
     console(&format!("vm-init: exit status {status}"));
@@ -83,6 +117,34 @@ fn setup() -> Result<(), String> {
     Ok(())
 }
 
+/// How a command ended.
+#[derive(Clone, Copy)]
+enum Status {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Status {
+    /// The status as a shell gives it: 128 + the signal number for a signal.
+    fn code(self) -> i32 {
+        match self {
+            Status::Exited(code) => code,
+            Status::Signaled(sig) => 128 + sig,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    /// `0`, `1`, ... or `signal 9`: what the output port's last line of a
+    /// command says.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Exited(code) => write!(f, "{code}"),
+            Status::Signaled(sig) => write!(f, "signal {sig}"),
+        }
+    }
+}
+
 /// Runs each command in turn; the result is the first non-zero status.
 fn run_commands(args: &[String]) -> i32 {
     let commands: Vec<&[String]> = args
@@ -91,39 +153,72 @@ fn run_commands(args: &[String]) -> i32 {
         .collect();
     if commands.is_empty() {
         console("vm-init: no command given after `--` on the kernel command line");
-        return 126;
+        return CANNOT_START;
     }
-    let output = OpenOptions::new()
+    let output = match OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY)
         .open(OUTPUT_TTY)
-        .ok();
+    {
+        Ok(f) => f,
+        Err(e) => {
+            console(&format!(
+                "vm-init: cannot open {OUTPUT_TTY} ({e}): the commands' output has nowhere to go"
+            ));
+            return SETUP_FAILED;
+        }
+    };
     let mut result = 0;
     for (i, command) in commands.iter().enumerate() {
-        console(&format!(
-            "vm-init: command {}: {}",
-            i + 1,
-            command.join(" ")
-        ));
-        let status = run(command, output.as_ref());
-        console(&format!(
-            "vm-init: command {} exited with status {status}",
-            i + 1
-        ));
+        let n = i + 1;
+        // One line, whatever the arguments hold.
+        let line = command.join(" ").replace(['\n', '\r'], " ");
+        // The first write also tells whether the port takes output at all:
+        // without a UART behind it, /dev/ttyS1 opens but every write fails.
+        if !output_line(&output, &format!("# vm-init: command {n}: {line}")) {
+            return SETUP_FAILED;
+        }
+        console(&format!("vm-init: command {n}: {line}"));
+        let status = run(command, &output);
+        if !output_line(&output, &format!("# vm-init: command {n} exited {status}")) {
+            return SETUP_FAILED;
+        }
+        match status {
+            Status::Exited(code) => {
+                console(&format!("vm-init: command {n} exited with status {code}"))
+            }
+            Status::Signaled(sig) => console(&format!(
+                "vm-init: command {n} exited with status {} (killed by signal {sig})",
+                status.code()
+            )),
+        }
         if result == 0 {
-            result = status;
+            result = status.code();
         }
     }
-    if let Some(out) = &output {
-        let _ = tcdrain(out);
-    }
+    // Until the UART has sent the commands' output: see console().
+    let _ = tcdrain(&output);
     result
 }
 
-/// Runs one command, its output on `output` (or init's own console), and
-/// returns its exit status, 128 + the signal number when a signal killed it.
-fn run(command: &[String], output: Option<&File>) -> i32 {
+/// Writes one line of vm-init's own to the commands' output port; says so
+/// on the console and returns false when the port does not take it.
+fn output_line(mut output: &File, line: &str) -> bool {
+    match output.write_all(format!("{line}\n").as_bytes()) {
+        Ok(()) => true,
+        Err(e) => {
+            console(&format!(
+                "vm-init: cannot write to {OUTPUT_TTY} ({e}): the commands' output has nowhere to go"
+            ));
+            false
+        }
+    }
+}
+
+/// Runs one command, its standard output and error on `output`, and returns
+/// how it ended.
+fn run(command: &[String], output: &File) -> Status {
     let path = if command[0].contains('/') {
         command[0].clone()
     } else {
@@ -137,16 +232,14 @@ fn run(command: &[String], output: Option<&File>) -> i32 {
             .collect::<Result<Vec<_>, _>>(),
     ) else {
         console("vm-init: a command argument holds a NUL byte");
-        return 126;
+        return Status::Exited(CANNOT_START);
     };
     let env = [c"PATH=/bin", c"HOME=/", c"RUST_BACKTRACE=1"];
     // SAFETY: init is single-threaded, so the child may run any code.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            if let Some(out) = output {
-                let _ = dup2_stdout(out);
-                let _ = dup2_stderr(out);
-            }
+            let _ = dup2_stdout(output);
+            let _ = dup2_stderr(output);
             let e = execve(&path, &argv, &env).unwrap_err();
             eprintln!(
                 "vm-init: cannot run {}: {e}",
@@ -157,21 +250,23 @@ fn run(command: &[String], output: Option<&File>) -> i32 {
         Ok(ForkResult::Parent { child }) => wait_for(child),
         Err(e) => {
             console(&format!("vm-init: fork: {e}"));
-            126
+            Status::Exited(CANNOT_START)
         }
     }
 }
 
 /// Waits for `child`, reaping any orphan that init inherits meanwhile.
-fn wait_for(child: Pid) -> i32 {
+fn wait_for(child: Pid) -> Status {
     loop {
         match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => return code,
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return 128 + sig as i32,
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => return Status::Exited(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                return Status::Signaled(sig as i32)
+            }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
                 console(&format!("vm-init: waitpid: {e}"));
-                return 126;
+                return Status::Exited(CANNOT_START);
             }
         }
     }

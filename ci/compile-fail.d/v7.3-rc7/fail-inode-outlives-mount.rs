@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+//! An inode that outlives its mount: `alloc_anon_inode()` takes no reference on the mount.
+// expect: E0505
+
+use kernel::{fs::pseudo, prelude::*};
+
+struct LocalModule;
+
+impl kernel::ModuleMetadata for LocalModule {
+    const NAME: &'static CStr = c"compile_fail";
+    // SAFETY: Never loaded: it only has to compile.
+    const THIS_MODULE: kernel::ThisModule =
+        unsafe { kernel::ThisModule::from_ptr(core::ptr::null_mut()) };
+}
+
+struct Fs;
+
+// SAFETY: Nothing sets `d_fsdata`.
+#[vtable]
+unsafe impl pseudo::PseudoFs for Fs {
+    const NAME: &'static CStr = c"compile_fail";
+    const MAGIC: u32 = 1;
+    type DentryData = ();
+}
+
+static FS: pseudo::Type<Fs> = pseudo::Type::new();
+
+pub fn use_it() -> Result {
+    let mnt = FS.mount()?;
+    let inode = mnt.new_inode()?;
+    drop(mnt);
+    drop(inode);
+    Ok(())
+}
