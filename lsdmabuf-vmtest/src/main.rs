@@ -152,7 +152,7 @@ fn scene_checks(tap: &mut Tap, f: &Factory) {
     }
     match &e.vgem {
         Ok(node) => tap.comment(&format!(
-            "scene: vgem at {node} imported imported and imported_only"
+            "scene: vgem ({node}) imported the buffers imported and imported_only"
         )),
         Err(why) => tap.comment(&format!("scene: no importer: {why}")),
     }
