@@ -18,6 +18,7 @@ use clap::Parser;
 
 mod checks;
 mod child;
+mod examples;
 mod guest;
 mod scene;
 mod speed;
@@ -70,6 +71,11 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     synthetic: Option<std::path::PathBuf>,
 
+    /// Build the scene, print what lsdmabuf shows of it in each view (the
+    /// README's examples) and exit.
+    #[arg(long)]
+    examples: bool,
+
     /// Build the scene, print what lsdmabuf's walk reads of it, everything
     /// `--save` reads, as a capture (for testdata/) and exit.
     #[arg(long)]
@@ -78,6 +84,22 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.examples {
+        let shown = Factory::open()
+            .context("opening the exporters")
+            .and_then(|f| {
+                let scene = Scene::build(&f).context("building the scene")?;
+                examples::print(&f)?;
+                scene.finish()
+            });
+        return match shown {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lsdmabuf-vmtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.capture {
         return match capture() {
             Ok(()) => ExitCode::SUCCESS,
