@@ -1925,4 +1925,83 @@ mod tests {
             Analysis::new(&raw).report(&Filter::default())
         );
     }
+
+    /// A capture of lsdmabuf-vmtest's scene on 7.3-rc7 (`--capture`): every
+    /// read, as root, vgem having imported inodes 10 and 11.
+    const SCENE: &str = include_str!("../testdata/scene.capture");
+
+    #[test]
+    fn the_scene_captured_in_the_vm() {
+        let raw = Raw::from_capture(SCENE).unwrap();
+        assert_eq!(raw.meta.reads, Reads::ALL);
+        let r = Analysis::new(&raw).report(&Filter::default());
+        assert!(r.scan.warnings.is_empty(), "{:?}", r.scan.warnings);
+        assert_eq!(r.buffers.len(), 11);
+        let unheld: Vec<(u64, Option<&str>)> = r
+            .buffers
+            .iter()
+            .filter(|b| b.processes == 0)
+            .map(|b| (b.ino, b.name.as_deref()))
+            .collect();
+        assert_eq!(
+            unheld,
+            [
+                (9, Some("scene-inflight")),
+                (11, Some("scene-imported-only"))
+            ]
+        );
+        for b in &r.buffers {
+            let want: &[&str] = if b.ino == 10 || b.ino == 11 {
+                &["vgem"]
+            } else {
+                &[]
+            };
+            assert_eq!(b.importers.as_deref().unwrap(), want, "ino {}", b.ino);
+        }
+        assert_eq!(
+            (r.totals.unheld, r.totals.system),
+            (
+                Some(Count {
+                    buffers: 2,
+                    size: 12288
+                }),
+                Some(Count {
+                    buffers: 11,
+                    size: 118784
+                })
+            )
+        );
+        let users: Vec<_> = r
+            .users
+            .iter()
+            .flatten()
+            .map(|g| (g.uid, g.user.as_deref(), g.processes))
+            .collect();
+        assert_eq!(
+            users,
+            [(Some(0), Some("root"), 5), (Some(65534), Some("nobody"), 1)]
+        );
+        let cgroups: Vec<_> = r
+            .cgroups
+            .iter()
+            .flatten()
+            .map(|g| (g.cgroup.as_deref(), g.processes))
+            .collect();
+        assert_eq!(
+            cgroups,
+            [(Some("/lsdmabuf-a"), 3), (Some("/lsdmabuf-b"), 3)]
+        );
+        assert_eq!(
+            r.totals.pss,
+            r.users.iter().flatten().map(|g| g.pss).sum::<u64>()
+        );
+        // As a walk without --all and the owners would have shown it.
+        let plain = crate::scan::as_walked(&raw, Reads::default());
+        let p = Analysis::new(&plain).report(&Filter::default());
+        assert_eq!((p.buffers.len(), p.users.as_ref()), (9, None));
+        assert_eq!(
+            (p.totals.size, p.totals.rss, p.totals.pss),
+            (106496, 176128, 106495)
+        );
+    }
 }
