@@ -23,7 +23,8 @@ use model::Run;
 #[derive(Parser)]
 #[command(
     version,
-    about = "What an inode per dma-buf costs: kernel memory and latency"
+    about = "What an inode per dma-buf costs: kernel memory and latency",
+    max_term_width = 100
 )]
 struct Cli {
     #[command(subcommand)]

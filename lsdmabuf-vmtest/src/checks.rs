@@ -3,11 +3,9 @@
 //! as an unprivileged user, against what the scene made.
 //!
 //! The expected numbers come from [`Want`], which counts the scene's own
-//! record of who holds what with plain loops: Rss is the sum of the sizes
-//! of the buffers a process holds, Pss the sum of each size divided by the
-//! number of processes holding that buffer.
+//! record of who holds what.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
@@ -16,12 +14,18 @@ use serde_json::{json, Value};
 
 use dmabuf::sys::NOBODY;
 
-use crate::scene::{Buf, Expect, Hold, Scene};
+use crate::scene::{Expect, Scene};
+use crate::want::Want;
+
+/// The `lsdmabuf` binary that sits next to this one.
+pub fn lsdmabuf_path() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("the path of this binary")?;
+    Ok(exe.with_file_name("lsdmabuf"))
+}
 
 /// Runs the `lsdmabuf` binary that sits next to this one, as `uid` if given.
 pub fn lsdmabuf(args: &[&str], uid: Option<u32>) -> Result<Output> {
-    let exe = std::env::current_exe().context("the path of this binary")?;
-    let path = exe.with_file_name("lsdmabuf");
+    let path = lsdmabuf_path()?;
     let mut cmd = Command::new(&path);
     cmd.args(args);
     if let Some(uid) = uid {
@@ -33,7 +37,7 @@ pub fn lsdmabuf(args: &[&str], uid: Option<u32>) -> Result<Output> {
 }
 
 /// `lsdmabuf -J ARGS`, which must succeed, parsed.
-fn json_of(args: &[&str], uid: Option<u32>) -> Result<Value> {
+pub(crate) fn json_of(args: &[&str], uid: Option<u32>) -> Result<Value> {
     let mut all = vec!["-J"];
     all.extend_from_slice(args);
     let out = lsdmabuf(&all, uid)?;
@@ -48,204 +52,14 @@ fn json_of(args: &[&str], uid: Option<u32>) -> Result<Value> {
         .with_context(|| format!("lsdmabuf {} printed no JSON", all.join(" ")))
 }
 
-/// `/proc/PID/comm`, read here rather than taken from lsdmabuf.
-fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end_matches('\n').to_string())
-        .unwrap_or_default()
-}
-
-/// What lsdmabuf must report: the scene as seen by a reader who can read
-/// the processes `visible` accepts, with filters.
-pub struct Want<'a> {
-    expect: &'a Expect,
-    visible: &'a dyn Fn(i32) -> bool,
-    /// Whether the reader is root: it reads bufinfo for buffers that are
-    /// only mapped, where others get a lower bound from the mappings.
-    root: bool,
-    pids: Vec<i32>,
-    exporters: Vec<&'a str>,
-}
-
-/// One buffer as the reader must see it.
-struct Seen<'a> {
-    buf: &'a Buf,
-    size: u64,
-    size_from: &'static str,
-    exporter: Option<&'static str>,
-    /// Every visible holder, by pid.
-    holders: Vec<(i32, &'a Hold)>,
-}
-
-impl<'a> Want<'a> {
-    pub fn new(expect: &'a Expect, visible: &'a dyn Fn(i32) -> bool, root: bool) -> Want<'a> {
-        Want {
-            expect,
-            visible,
-            root,
-            pids: Vec::new(),
-            exporters: Vec::new(),
-        }
-    }
-
-    fn pids(mut self, pids: &[i32]) -> Self {
-        self.pids = pids.to_vec();
-        self
-    }
-
-    fn exporters(mut self, e: &[&'a str]) -> Self {
-        self.exporters = e.to_vec();
-        self
-    }
-
-    fn seen(&self) -> Vec<Seen<'a>> {
-        let mut out = Vec::new();
-        for buf in &self.expect.buffers {
-            let holders: Vec<(i32, &Hold)> = self
-                .expect
-                .holds
-                .iter()
-                .filter(|((pid, key), _)| *key == buf.key && (self.visible)(*pid))
-                .map(|((pid, _), h)| (*pid, h))
-                .collect();
-            if holders.is_empty() {
-                continue;
-            }
-            let by_fd = holders.iter().any(|(_, h)| !h.fds.is_empty());
-            let (size, size_from, exporter) = if by_fd {
-                (buf.size, "fdinfo", Some(buf.exporter.exp_name()))
-            } else if self.root {
-                (buf.size, "bufinfo", Some(buf.exporter.exp_name()))
-            } else {
-                let end = holders
-                    .iter()
-                    .flat_map(|(_, h)| &h.maps)
-                    .map(|m| m.offset + m.end - m.start)
-                    .max()
-                    .unwrap_or(0);
-                (end, "mappings", None)
-            };
-            out.push(Seen {
-                buf,
-                size,
-                size_from,
-                exporter,
-                holders,
-            });
-        }
-        out
-    }
-
-    fn selected(&self, pid: i32, s: &Seen) -> bool {
-        (self.pids.is_empty() || self.pids.contains(&pid))
-            && (self.exporters.is_empty()
-                || s.exporter.is_some_and(|e| self.exporters.contains(&e)))
-    }
-
-    /// The `buffers` list, by inode.
-    pub fn buffers(&self) -> Vec<Value> {
-        self.seen()
-            .iter()
-            .filter(|s| s.holders.iter().any(|(pid, _)| self.selected(*pid, s)))
-            .map(|s| {
-                json!({
-                    "ino": s.buf.ino,
-                    "size": s.size,
-                    "size_from": s.size_from,
-                    "exporter": s.exporter,
-                    "name": s.buf.name,
-                    "processes": s.holders.len(),
-                    "holders": s.holders.iter().map(|(pid, h)| json!({
-                        "pid": pid,
-                        "command": comm(*pid),
-                        "fds": h.fds.iter().collect::<Vec<_>>(),
-                        "mappings": h.maps.len(),
-                        "mapped_bytes": h.maps.iter().map(|m| m.end - m.start).sum::<u64>(),
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect()
-    }
-
-    /// pid -> (buffers, fds, mappings, rss, pss) over the selected holds.
-    fn per_process(&self) -> BTreeMap<i32, [u64; 5]> {
-        let mut out: BTreeMap<i32, [u64; 5]> = BTreeMap::new();
-        for s in self.seen() {
-            for (pid, h) in &s.holders {
-                if !self.selected(*pid, &s) {
-                    continue;
-                }
-                let p = out.entry(*pid).or_default();
-                p[0] += 1;
-                p[1] += h.fds.len() as u64;
-                p[2] += h.maps.len() as u64;
-                p[3] += s.size;
-                p[4] += s.size / s.holders.len() as u64;
-            }
-        }
-        out
-    }
-
-    /// The `processes` list, by pid.
-    pub fn processes(&self) -> Vec<Value> {
-        self.per_process()
-            .into_iter()
-            .map(|(pid, [buffers, fds, mappings, rss, pss])| {
-                json!({
-                    "pid": pid, "command": comm(pid), "buffers": buffers, "fds": fds,
-                    "mappings": mappings, "rss": rss, "pss": pss,
-                })
-            })
-            .collect()
-    }
-
-    /// The `exporters` list, by name (unknown first).
-    pub fn exporter_list(&self) -> Vec<Value> {
-        let mut by: BTreeMap<Option<&str>, (u64, u64, BTreeSet<i32>)> = BTreeMap::new();
-        for s in self.seen() {
-            let chosen: Vec<i32> = s
-                .holders
-                .iter()
-                .map(|(p, _)| *p)
-                .filter(|p| self.selected(*p, &s))
-                .collect();
-            if chosen.is_empty() {
-                continue;
-            }
-            let e = by.entry(s.exporter).or_default();
-            e.0 += 1;
-            e.1 += s.size;
-            e.2.extend(chosen);
-        }
-        by.into_iter()
-            .map(|(e, (buffers, size, pids))| {
-                json!({"exporter": e, "buffers": buffers, "size": size, "processes": pids.len()})
-            })
-            .collect()
-    }
-
-    /// The `totals` object.
-    pub fn totals(&self) -> Value {
-        let bufs = self.buffers();
-        let procs = self.per_process();
-        let sum = |i: usize| procs.values().map(|p| p[i]).sum::<u64>();
-        json!({
-            "buffers": bufs.len(),
-            "size": bufs.iter().map(|b| b["size"].as_u64().unwrap_or(0)).sum::<u64>(),
-            "processes": procs.len(),
-            "fds": sum(1), "mappings": sum(2), "rss": sum(3), "pss": sum(4),
-        })
-    }
-}
-
 /// Compares two lists of objects keyed by `id`; the message names the
 /// first difference.
-fn same_list(what: &str, id: &str, got: &Value, want: &[Value]) -> Result<()> {
+pub(crate) fn same_list(what: &str, id: &str, got: &Value, want: &[Value]) -> Result<()> {
     same_list_as(what, id, got, want, &|v| format!("{id} {}", v[id]))
 }
 
 /// [`same_list`] with the items named by `label`.
-fn same_list_as(
+pub(crate) fn same_list_as(
     what: &str,
     id: &str,
     got: &Value,
@@ -270,7 +84,7 @@ fn same_list_as(
 }
 
 /// Compares every field of `want` with `got`'s.
-fn same_object(what: &str, got: &Value, want: &Value) -> Result<()> {
+pub(crate) fn same_object(what: &str, got: &Value, want: &Value) -> Result<()> {
     let Some(fields) = want.as_object() else {
         bail!("{what}: expected an object, not {want}");
     };
@@ -284,7 +98,7 @@ fn same_object(what: &str, got: &Value, want: &Value) -> Result<()> {
 }
 
 /// Which buffer of the scene `ino` is, for messages.
-fn key_of(expect: &Expect, ino: &Value) -> String {
+pub(crate) fn key_of(expect: &Expect, ino: &Value) -> String {
     expect
         .buffers
         .iter()
@@ -296,8 +110,34 @@ fn key_of(expect: &Expect, ino: &Value) -> String {
 }
 
 /// Compares buffer lists, naming the scene's buffers.
-fn same_buffers(what: &str, expect: &Expect, got: &Value, want: &[Value]) -> Result<()> {
+pub(crate) fn same_buffers(what: &str, expect: &Expect, got: &Value, want: &[Value]) -> Result<()> {
     same_list_as(what, "ino", got, want, &|v| key_of(expect, &v["ino"]))
+}
+
+/// The HOLDERS cell's words of a buffer's JSON: `COMMAND[PID]:FDS,mem`,
+/// one per holder.
+pub(crate) fn holder_cells(b: &Value) -> Vec<String> {
+    let mut cells = Vec::new();
+    for h in b["holders"].as_array().into_iter().flatten() {
+        let mut how: Vec<String> = h["fds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f.to_string())
+            .collect();
+        match h["mappings"].as_u64().unwrap_or(0) {
+            0 => {}
+            1 => how.push("mem".into()),
+            n => how.push(format!("mem({n})")),
+        }
+        cells.push(format!(
+            "{}[{}]:{}",
+            h["command"].as_str().unwrap_or(""),
+            h["pid"],
+            how.join(",")
+        ));
+    }
+    cells
 }
 
 /// The checks on root's view of the whole scene, in order, with their names.
@@ -478,7 +318,7 @@ fn sort(scene: &Scene) -> Result<String> {
 }
 
 /// The text of `lsdmabuf ARGS`, which must succeed.
-fn text_of(args: &[&str], uid: Option<u32>) -> Result<(String, String)> {
+pub(crate) fn text_of(args: &[&str], uid: Option<u32>) -> Result<(String, String)> {
     let out = lsdmabuf(args, uid)?;
     ensure!(
         out.status.success(),
@@ -494,11 +334,13 @@ fn text_of(args: &[&str], uid: Option<u32>) -> Result<(String, String)> {
 }
 
 /// The totals line lsdmabuf's README documents, from `totals`.
-fn totals_line(t: &Value) -> String {
+pub(crate) fn totals_line(t: &Value) -> String {
     let n = |k: &str| t[k].as_u64().unwrap_or(0);
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    format!(
-        "total: {}, {}, held by {} through {} and {}: Rss {}, Pss {}",
+    // A sum with a lower bound in it is a lower bound too.
+    let bound = if t["exact"] == json!(false) { ">=" } else { "" };
+    let mut line = format!(
+        "total: {}, {bound}{}, held by {} through {} and {}: Rss {bound}{}, Pss {bound}{}",
         plural(n("buffers"), "buffer", "buffers"),
         n("size"),
         plural(n("processes"), "process", "processes"),
@@ -506,12 +348,28 @@ fn totals_line(t: &Value) -> String {
         plural(n("mappings"), "mapping", "mappings"),
         n("rss"),
         n("pss")
-    )
+    );
+    if let Some(u) = t["unheld"].as_object() {
+        let k = |o: &serde_json::Map<String, Value>, f: &str| o[f].as_u64().unwrap_or(0);
+        line.push_str(&format!(
+            "; held by no process: {}, {}",
+            plural(k(u, "buffers"), "buffer", "buffers"),
+            k(u, "size")
+        ));
+        if let Some(s) = t["system"].as_object() {
+            line.push_str(&format!(
+                "; bufinfo: {}, {}",
+                plural(k(s, "buffers"), "buffer", "buffers"),
+                k(s, "size")
+            ));
+        }
+    }
+    line
 }
 
 /// The lines of a table with the heading checked and cells split on runs
 /// of spaces.
-fn table(text: &str, heading: &[&str]) -> Result<Vec<Vec<String>>> {
+pub(crate) fn table(text: &str, heading: &[&str]) -> Result<Vec<Vec<String>>> {
     let mut lines = text.lines();
     let head: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
     ensure!(head == heading, "heading {head:?}, expected {heading:?}");
@@ -544,25 +402,7 @@ fn human_buffers(scene: &Scene) -> Result<String> {
             b["name"].as_str().unwrap_or("-").to_string(),
             b["processes"].to_string(),
         ];
-        for h in b["holders"].as_array().into_iter().flatten() {
-            let mut how: Vec<String> = h["fds"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| f.to_string())
-                .collect();
-            match h["mappings"].as_u64().unwrap_or(0) {
-                0 => {}
-                1 => how.push("mem".into()),
-                n => how.push(format!("mem({n})")),
-            }
-            cells.push(format!(
-                "{}[{}]:{}",
-                h["command"].as_str().unwrap_or(""),
-                h["pid"],
-                how.join(",")
-            ));
-        }
+        cells.extend(holder_cells(b));
         ensure!(
             *row == cells,
             "{}: line {row:?}, expected {cells:?}",
@@ -611,24 +451,44 @@ fn human_processes(scene: &Scene) -> Result<String> {
 }
 
 fn usage_errors() -> Result<String> {
-    let out = lsdmabuf(&["-p", "2147483647"], None)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(1) && err.contains("no such process"),
-        "-p 2147483647 exited with {} and said {err:?}: expected 1 and `no such process`",
-        out.status
-    );
-    let out = lsdmabuf(&["--by", "exporter", "-s", "pss"], None)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(1) && err.contains("size"),
-        "--by exporter -s pss exited with {} and said {err:?}: expected 1 and the keys that apply",
-        out.status
-    );
-    Ok(
-        "a pid that does not exist and a sort key of another view fail with status 1 and say why"
-            .into(),
-    )
+    // Each bad input: its status, and words its message must hold.
+    let cases: [(&[&str], i32, &[&str]); 8] = [
+        (&["-p", "2147483647"], 1, &["no such process"]),
+        (&["--by", "exporter", "-s", "pss"], 1, &["size"]),
+        (&["-o", "nosuch"], 1, &["no column `nosuch`", "INO,SIZE"]),
+        (
+            &["--by", "user", "-o", "ino"],
+            1,
+            &["no column `ino`", "USER,UID"],
+        ),
+        (&["--watch", "0"], 2, &["at least 0.1 s"]),
+        (&["--watch", "two"], 2, &["not a number of seconds"]),
+        (&["--all", "-p", "1"], 2, &["cannot be used with"]),
+        (
+            &["--load", "/nonexistent"],
+            1,
+            &["--load: reading /nonexistent"],
+        ),
+    ];
+    for (args, status, words) in cases {
+        let out = lsdmabuf(args, None)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(status) && words.iter().all(|w| err.contains(w)),
+            "lsdmabuf {} exited with {} and said {err:?}: expected {status} and {words:?}",
+            args.join(" "),
+            out.status
+        );
+        ensure!(
+            !err.contains("panicked"),
+            "lsdmabuf {} panicked: {err}",
+            args.join(" ")
+        );
+    }
+    Ok(format!(
+        "{} bad inputs (a pid, a sort key, columns, an interval, --all with --pid, a capture) fail with 1 or 2 and say what is wrong",
+        cases.len()
+    ))
 }
 
 /// The checks of lsdmabuf run as uid [`NOBODY`].
@@ -686,6 +546,10 @@ pub fn nobody_checks(scene: &Scene) -> Vec<(&'static str, Result<String>)> {
         }),
     ));
     out.push(("unprivileged_notes", nobody_notes(scene, &want)));
+    out.push((
+        "unknown_exporter",
+        crate::views::unknown_exporter(&want, NOBODY),
+    ));
     out
 }
 

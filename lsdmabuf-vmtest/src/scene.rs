@@ -16,13 +16,26 @@
 //! | twomaps | system | 2 pages | `scene-twomaps` | M, by two mappings of its first page |
 //! | nobody_fd | system | 2 pages | `scene-nobody-fd` | U, uid 65534, by fd |
 //! | nobody_map | udmabuf | 1 page | `scene-nobody-map` | U, by a mapping only |
+//! | inflight | udmabuf | 2 pages | `scene-inflight` | no process: sent over SCM_RIGHTS on a socket nobody reads, the test's fd closed |
+//! | imported | system | 3 pages | `scene-imported` | the test's fd; imported by vgem |
+//! | imported_only | udmabuf | 1 page | `scene-imported-only` | no process: imported by vgem, the test's fd closed |
+//!
+//! The last two need vgem (see [`crate::vgem`]): without it they are not
+//! made, and the importer check says what the kernel lacks. The test, R and
+//! M are put in the cgroup `lsdmabuf-a`, F1, F2 and U in `lsdmabuf-b`
+//! ([`crate::guest::Cgroups`]); every helper runs as root but U, as nobody,
+//! whose names come from [`crate::guest::Users`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::mman::ProtFlags;
+use nix::sys::socket::{
+    sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
 use nix::sys::stat::fstat;
 use nix::unistd::getpid;
 
@@ -31,6 +44,8 @@ use dmabuf::uapi::dma_buf;
 use dmabuf::{Backing, Devices, Exporter};
 
 use crate::child::Child;
+use crate::guest::{Cgroups, Users, GROUPS};
+use crate::vgem::{self, Vgem};
 
 /// One buffer the scene made.
 #[derive(Debug, Clone)]
@@ -59,16 +74,46 @@ pub struct Hold {
 }
 
 /// What lsdmabuf must report about the scene.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Expect {
     pub buffers: Vec<Buf>,
     /// (pid, buffer key) -> the hold.
     pub holds: BTreeMap<(i32, &'static str), Hold>,
     /// pid -> what the process is in the scene (for messages).
     pub roles: BTreeMap<i32, &'static str>,
+    /// pid -> the uid the test made it run as.
+    pub uids: BTreeMap<i32, u32>,
+    /// uid -> the name the user database gives it.
+    pub names: BTreeMap<u32, String>,
+    /// pid -> the cgroup the test put it in; why there is none.
+    pub cgroups: Result<BTreeMap<i32, String>, String>,
+    /// buffer key -> the devices the test attached to it.
+    pub importers: BTreeMap<&'static str, Vec<String>>,
+    /// vgem's render node, or why there is no importer.
+    pub vgem: Result<String, String>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            buffers: Vec::new(),
+            holds: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            uids: BTreeMap::new(),
+            names: BTreeMap::new(),
+            cgroups: Err("not set up yet".into()),
+            importers: BTreeMap::new(),
+            vgem: Err("not opened yet".into()),
+        }
+    }
 }
 
 impl Expect {
+    /// Whether a process holds the buffer `key`.
+    pub fn held(&self, key: &str) -> bool {
+        self.holds.keys().any(|(_, k)| *k == key)
+    }
+
     fn fd(&mut self, pid: i32, key: &'static str, fd: i32) {
         self.holds.entry((pid, key)).or_default().fds.insert(fd);
     }
@@ -88,6 +133,12 @@ pub struct Scene {
     children: Vec<Child>,
     _fds: Vec<OwnedFd>,
     _maps: Vec<Mapping>,
+    /// The socket pair the in-flight buffer is queued on.
+    _sockets: Vec<OwnedFd>,
+    /// vgem, holding what it imported.
+    vgem: Option<Vgem>,
+    cgroups: Option<Cgroups>,
+    users: Option<Users>,
 }
 
 /// Opens the exporters and makes buffers.
@@ -135,14 +186,21 @@ impl Scene {
             children: Vec::new(),
             _fds: Vec::new(),
             _maps: Vec::new(),
+            _sockets: Vec::new(),
+            vgem: None,
+            cgroups: None,
+            users: None,
         };
         s.expect.roles.insert(me, "the test");
+        s.expect.uids.insert(me, 0);
 
         // R, M and U hold nothing until they are sent buffers. They are
         // forked before the test maps anything: a child inherits its
         // parent's mappings, and with them a hold on the buffers mapped.
         let r = s.spawn(&[], "R (receives over SCM_RIGHTS)")?;
+        s.expect.uids.insert(r, 0);
         let m = s.spawn(&[], "M (maps, then closes the fd)")?;
+        s.expect.uids.insert(m, 0);
         let u = s.spawn(&[], "U (uid 65534)")?;
         s.child(u).ask(&format!("become {NOBODY}"), None)?;
 
@@ -152,6 +210,7 @@ impl Scene {
         for role in ["F1 (inherits over fork)", "F2 (inherits over fork)"] {
             let c = s.spawn(&[fork.as_fd()], role)?;
             s.expect.fd(c, "fork", fork_fd);
+            s.expect.uids.insert(c, 0);
         }
         s._fds.push(fork);
 
@@ -209,6 +268,74 @@ impl Scene {
         let range = s.child(u).map("nobody_map", nobody_map.as_fd(), 0, page)?;
         s.expect.map(u, "nobody_map", range, 0);
         drop(nobody_map);
+        s.expect.uids.insert(u, NOBODY);
+
+        // In flight: queued on a socket whose other end nobody reads; the
+        // queued message holds the buffer's file.
+        let inflight = s.buffer(f, "inflight", Exporter::Udmabuf, 2, Some("scene-inflight"))?;
+        let (tx, rx) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("socketpair for the buffer in flight")?;
+        let fds = [inflight.as_raw_fd()];
+        sendmsg::<()>(
+            tx.as_raw_fd(),
+            &[IoSlice::new(b"inflight")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .context("sendmsg of the buffer in flight")?;
+        drop(inflight);
+        s._sockets.extend([tx, rx]);
+
+        match Vgem::open() {
+            Ok(vgem) => match s.import(f, &vgem) {
+                Ok(()) => {
+                    s.expect.vgem = Ok(vgem.node.clone());
+                    s.vgem = Some(vgem);
+                }
+                Err(e) => s.expect.vgem = Err(format!("{e:#}")),
+            },
+            Err(why) => s.expect.vgem = Err(why),
+        }
+
+        // The cgroups: the test, R and M in one, F1, F2 and U in the other.
+        s.expect.cgroups = match Cgroups::setup() {
+            Ok(c) => {
+                let mut placed = BTreeMap::new();
+                let mut result = Ok(());
+                for (pid, role) in s.expect.roles.clone() {
+                    let group = if pid == me || role.starts_with("R ") || role.starts_with("M ") {
+                        GROUPS[0]
+                    } else {
+                        GROUPS[1]
+                    };
+                    match c.enter(pid, group) {
+                        Ok(path) => {
+                            placed.insert(pid, path);
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                s.cgroups = Some(c);
+                result.map(|()| placed)
+            }
+            Err(why) => Err(why),
+        };
+        match Users::setup() {
+            Ok(users) => {
+                s.expect.names = users.names.clone();
+                s.users = Some(users);
+            }
+            Err(why) => bail!("the user database: {why}"),
+        }
         Ok(s)
     }
 
@@ -235,18 +362,61 @@ impl Scene {
         pages: u64,
         name: Option<&'static str>,
     ) -> Result<OwnedFd> {
+        let (fd, buf) = Self::made(f, key, e, pages, name)?;
+        self.expect.buffers.push(buf);
+        Ok(fd)
+    }
+
+    /// A new buffer and its record, not yet in the expectation.
+    fn made(
+        f: &Factory,
+        key: &'static str,
+        e: Exporter,
+        pages: u64,
+        name: Option<&'static str>,
+    ) -> Result<(OwnedFd, Buf)> {
         let fd = f
             .create(e, pages, name)
             .with_context(|| format!("buffer {key}"))?;
         let st = fstat(&fd).with_context(|| format!("fstat of buffer {key}"))?;
-        self.expect.buffers.push(Buf {
+        let buf = Buf {
             key,
             ino: st.st_ino,
             size: pages * f.page,
             exporter: e,
             name,
-        });
-        Ok(fd)
+        };
+        Ok((fd, buf))
+    }
+
+    /// imported, which the test keeps an fd of, and imported_only, which
+    /// it does not, both imported by vgem; in the expectation only once
+    /// both imports worked.
+    fn import(&mut self, f: &Factory, vgem: &Vgem) -> Result<()> {
+        let me = getpid().as_raw();
+        let (imported, a) = Self::made(f, "imported", Exporter::Heap, 3, Some("scene-imported"))?;
+        let (only, b) = Self::made(
+            f,
+            "imported_only",
+            Exporter::Udmabuf,
+            1,
+            Some("scene-imported-only"),
+        )?;
+        for (key, fd) in [("imported", &imported), ("imported_only", &only)] {
+            vgem.import(fd.as_fd()).with_context(|| {
+                format!("DRM_IOCTL_PRIME_FD_TO_HANDLE of {key} on {}", vgem.node)
+            })?;
+        }
+        self.expect.buffers.extend([a, b]);
+        self.expect.fd(me, "imported", imported.as_raw_fd());
+        self._fds.push(imported);
+        drop(only);
+        for key in ["imported", "imported_only"] {
+            self.expect
+                .importers
+                .insert(key, vec![vgem::DEVICE.to_string()]);
+        }
+        Ok(())
     }
 
     /// The pids of the helpers that run as root.
@@ -272,7 +442,8 @@ impl Scene {
             .collect()
     }
 
-    /// Ends every helper, checking that each exited cleanly.
+    /// Ends every helper, checking that each exited cleanly, closes what
+    /// vgem imported, and undoes the cgroups and the user database.
     pub fn finish(mut self) -> Result<()> {
         let mut result = Ok(());
         for c in self.children.drain(..) {
@@ -280,6 +451,13 @@ impl Scene {
             if let Err(e) = c.finish() {
                 result = result.and(Err(e.context(format!("helper {pid}"))));
             }
+        }
+        self.vgem = None;
+        if let Some(c) = self.cgroups.take() {
+            result = result.and(c.finish().map_err(anyhow::Error::msg));
+        }
+        if let Some(u) = self.users.take() {
+            result = result.and(u.finish().map_err(anyhow::Error::msg));
         }
         result
     }

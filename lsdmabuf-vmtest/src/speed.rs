@@ -4,7 +4,7 @@
 //! and links, in the same run.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::dir::Dir;
@@ -16,8 +16,11 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, read, write, ForkResult, Pid};
 
 use dmabuf::sys::Mapping;
-use lsdmabuf::model::{Analysis, Filter, Report};
+use lsdmabuf::human::{Layout, Sizes};
+use lsdmabuf::model::{Filter, Report, View};
+use lsdmabuf::raw::Reads as ScanReads;
 use lsdmabuf::scan;
+use lsdmabuf::watch::Watcher;
 
 use crate::scene::Factory;
 
@@ -176,12 +179,12 @@ pub struct Reads {
     pub comm: bool,
 }
 
-/// A walk of /proc in one thread: readdir /proc, readdir every
-/// /proc/PID/fd, readlink every entry, and read what `reads` names.
-/// Unreadable files are skipped.
-pub fn walk(reads: Reads) -> Result<Bare> {
+/// A walk of `proc` (/proc) in one thread: readdir it, readdir every
+/// PID/fd, readlink every entry, and read what `reads` names. Unreadable
+/// files are skipped.
+pub fn walk(proc: &str, reads: Reads) -> Result<Bare> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let mut proc = Dir::open(scan::PROC, flags, Mode::empty()).context("open /proc")?;
+    let mut proc = Dir::open(proc, flags, Mode::empty()).with_context(|| format!("open {proc}"))?;
     let mut pids = Vec::new();
     for e in proc.iter() {
         let e = e.context("readdir /proc")?;
@@ -258,10 +261,37 @@ pub fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<Duration
     Ok(median(&d))
 }
 
-/// lsdmabuf's whole work but printing: the walk and the model.
-pub fn lsdmabuf_scan() -> Result<Report> {
-    let raw = scan::scan()?;
-    Ok(Analysis::new(&raw).report(&Filter::default()))
+/// lsdmabuf's whole work but printing: the walk of `opts` and the model.
+pub fn lsdmabuf_scan(opts: &scan::Options) -> Result<Report> {
+    let (_, analysis) = scan::analyze(opts)?;
+    Ok(analysis.report(&Filter::default()))
+}
+
+/// [`lsdmabuf_scan`] reading what `reads` asks for besides: the work of a
+/// view that is off by default.
+pub fn lsdmabuf_scan_reading(opts: &scan::Options, reads: ScanReads) -> Result<Report> {
+    lsdmabuf_scan(&scan::Options {
+        reads,
+        ..opts.clone()
+    })
+}
+
+/// The median time of a `--watch` tick after the first (a walk, the model,
+/// the changes and their text), over `runs` ticks; and the ticks' text.
+pub fn watch_tick(opts: &scan::Options, runs: usize) -> Result<(Duration, String)> {
+    let mut w = Watcher::new(
+        opts.clone(),
+        Filter::default(),
+        Layout::new(View::Buffer, Sizes { bytes: false }),
+        false,
+    );
+    w.tick(SystemTime::now())?;
+    let mut last = String::new();
+    let d = time(runs, || {
+        last = w.tick(SystemTime::now())?;
+        Ok(())
+    })?;
+    Ok((d, last))
 }
 
 /// Times of the two walks, `runs` of each, interleaved.
@@ -272,7 +302,7 @@ pub struct Timings {
     pub last_report: Report,
 }
 
-pub fn measure(runs: usize) -> Result<Timings> {
+pub fn measure(opts: &scan::Options, runs: usize) -> Result<Timings> {
     ensure!(runs > 0, "no runs");
     let mut bare = Vec::new();
     let mut scans = Vec::new();
@@ -280,10 +310,10 @@ pub fn measure(runs: usize) -> Result<Timings> {
     let mut last_report = None;
     for _ in 0..runs {
         let t = Instant::now();
-        last_bare = walk(Reads::default())?;
+        last_bare = walk(&opts.proc, Reads::default())?;
         bare.push(t.elapsed());
         let t = Instant::now();
-        last_report = Some(lsdmabuf_scan()?);
+        last_report = Some(lsdmabuf_scan(opts)?);
         scans.push(t.elapsed());
     }
     Ok(Timings {
@@ -292,6 +322,27 @@ pub fn measure(runs: usize) -> Result<Timings> {
         last_bare,
         last_report: last_report.context("no scan")?,
     })
+}
+
+/// The CPU time (user and system, all threads) this process has used.
+pub fn cpu_now() -> Result<Duration> {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .context("getrusage")?;
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    Ok(tv(u.user_time()) + tv(u.system_time()))
+}
+
+/// The median CPU time of `runs` calls of `f`: what they cost whatever else
+/// the machine runs (on a busy host the wall clock measures the others).
+pub fn cpu_time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<Duration> {
+    let mut d = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = cpu_now()?;
+        f()?;
+        d.push(cpu_now()? - t);
+    }
+    Ok(median(&d))
 }
 
 /// The median of `d`.

@@ -8,13 +8,15 @@
 //!
 //! - [`scan`]: the walk, the only I/O; it returns a [`raw::Raw`], the text it
 //!   read.
-//! - [`raw`]: that text, and its capture format for tests.
+//! - [`raw`]: that text, and its capture format (`--save`, `--load`, tests).
 //! - [`model`]: pure: buffers, holders, per-process Rss and Pss, exporters,
-//!   totals, filters and sorting; parses with the `dmabuf` crate's
-//!   parsers.
-//! - [`human`]: tables and sizes for people.
+//!   users, cgroups, totals, filters, sorting, and what changed between two
+//!   walks; parses with the `dmabuf` crate's parsers.
+//! - [`human`]: tables, CSV and sizes for people.
+//! - [`watch`]: `--watch`, a walk every few seconds and what changed.
 
 pub mod human;
 pub mod model;
 pub mod raw;
 pub mod scan;
+pub mod watch;

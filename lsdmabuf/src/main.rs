@@ -2,14 +2,18 @@
 //! `lsdmabuf`: lists which processes hold which dma-bufs.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use lsdmabuf::human::{self, Sizes};
-use lsdmabuf::model::{Analysis, Filter, SortKey, View};
-use lsdmabuf::scan;
+use lsdmabuf::human::{self, Asked, Layout, Sizes};
+use lsdmabuf::model::{Analysis, Filter, Report, SortKey, View};
+use lsdmabuf::raw::{Raw, Reads};
+use lsdmabuf::scan::{self, Options};
+use lsdmabuf::watch::{self, Watcher};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -19,24 +23,47 @@ Examples:
   lsdmabuf -e system --by exporter
                                 how much the system dma-heap has handed out
   lsdmabuf --by holder          one line per process and buffer, like lsof
+  lsdmabuf --all                also the buffers no process holds, and the system's total
+  lsdmabuf -o +importers        the devices each buffer is attached to
+  lsdmabuf --by user            dma-buf memory per user (--by cgroup: per cgroup)
+  lsdmabuf --watch 5            what changes every 5 s: buffers made and closed, who grew
+  lsdmabuf --save scan.txt      a capture for a bug report; --load scan.txt shows it
+  lsdmabuf --by process --csv   for a spreadsheet, sizes in bytes
   lsdmabuf -J | jq '.totals'    everything as JSON, sizes in bytes
 
-Columns:
-  INO       the buffer's inode number on the dmabuf filesystem: its identity
-  SIZE      the buffer's size; >=N when only its mappings were seen and
-            nothing said its size (a lower bound)
-  EXPORTER  the driver that made it (udmabuf, system, a GPU driver...)
-  NAME      what DMA_BUF_SET_NAME called it, - before that
-  PROCS     how many processes hold it
-  HOLDERS   COMMAND[PID]:FDS,mem: the fds that are the buffer, and mem when
-            the process maps it (mem(N): N mappings)
-  RSS       the size of every buffer the process holds, each counted once
-  PSS       the same with each buffer's size divided by its PROCS, as
-            Android's dmabuf_dump counts it: the PSS of all processes adds up
-            to the size of all buffers
+Columns (-o):
+  INO        the buffer's inode number on the dmabuf filesystem: its identity
+  SIZE       the buffer's size, or the size of the buffers on the line; >=N when
+             a buffer was seen only through mappings and nothing said its size
+             (a lower bound), and so are sums it is part of
+  EXPORTER   the driver that made it (udmabuf, system, a GPU driver...)
+  NAME       what DMA_BUF_SET_NAME called it
+  PROCS      how many processes hold it, or run as the user, or are in the cgroup
+  HOLDERS    COMMAND[PID]:FDS,mem: the fds that are the buffer, and mem when
+             the process maps it (mem(N): N mappings)
+  IMPORTERS  the devices attached to it (debugfs bufinfo, root only)
+  PID, COMMAND, UID, USER (the effective user), CGROUP (the cgroup2 path)
+  BUFS       how many buffers
+  FDS        the holder's fds that are the buffer, or how many dma-buf fds
+  MAPS       how many mappings of dma-bufs
+  RSS        the size of every buffer held, each counted once
+  PSS        the same with each buffer's size divided by its PROCS, as
+             Android's dmabuf_dump counts it: the PSS of all processes adds up
+             to the size of all buffers held
+  A cell with no value (unknown, none, not named) is -.
 
-Exit status: 0 on success, 1 when /proc cannot be read or a --pid names no
-process.";
+  --by buffer:   INO SIZE EXPORTER NAME PROCS HOLDERS; also IMPORTERS
+  --by process:  PID COMMAND BUFS FDS MAPS RSS PSS; also UID USER CGROUP
+  --by exporter: EXPORTER BUFS SIZE PROCS
+  --by holder:   PID COMMAND FDS MAPS INO SIZE EXPORTER NAME; also UID USER
+                 CGROUP IMPORTERS
+  --by user:     USER UID PROCS BUFS FDS MAPS RSS PSS
+  --by cgroup:   CGROUP PROCS BUFS FDS MAPS RSS PSS
+
+Exit status: 0 on success (and when --watch ends on Ctrl-C); 1 when /proc
+cannot be read, a --pid names no process, what --all or IMPORTERS needs
+cannot be read, a capture cannot be read or written, or -o or -s names
+what the view does not have; 2 when the command line cannot be parsed.";
 
 /// List the dma-bufs of the running system: which process holds which
 /// buffer, by fd or by mapping, and how much memory that is.
@@ -52,12 +79,14 @@ process.";
 /// processes, and says how many it could not read and why: their buffers
 /// are missing from the lists, and buffers they share are counted as shared
 /// by fewer processes. Filters never narrow the walk: Pss always divides by
-/// every holder seen.
+/// every holder seen. What the default view does not show (the buffers no
+/// process holds, importers, users, cgroups) is read only when asked for.
 #[derive(Parser)]
 #[command(version, about, long_about, after_long_help = EXAMPLES, max_term_width = 100)]
 struct Args {
     /// What one line of output is: a buffer, a process (with Rss and Pss),
-    /// an exporter, or a holder (one process's hold on one buffer).
+    /// an exporter, a holder (one process's hold on one buffer), a user or
+    /// a cgroup (over their processes).
     #[arg(long, value_enum, default_value_t = View::Buffer, value_name = "WHAT")]
     by: View,
 
@@ -72,8 +101,22 @@ struct Args {
     #[arg(short, long, value_name = "NAME", value_delimiter = ',')]
     exporter: Vec<String>,
 
+    /// Also list the buffers no process holds (held by a driver, attached
+    /// to a device, or an fd in flight on a socket), from debugfs bufinfo,
+    /// and the system's total; needs root. A buffer counts when bufinfo
+    /// lists it before and after the walk and no process was seen holding
+    /// it. Not with --pid.
+    #[arg(short, long, conflicts_with = "pid")]
+    all: bool,
+
+    /// The columns to show, separated by commas (see Columns below); with a
+    /// leading +, these besides the view's own: -o +IMPORTERS.
+    #[arg(short, long, value_name = "COLUMNS")]
+    output: Option<String>,
+
     /// Sort by this column. Sizes and counts sort largest first, names and
-    /// numbers (ino, pid) smallest first. Default: ino, pid or exporter.
+    /// numbers (ino, pid) smallest first. Default: ino, pid, exporter, uid
+    /// or cgroup.
     #[arg(short, long, value_enum, value_name = "KEY")]
     sort: Option<SortKey>,
 
@@ -90,9 +133,32 @@ struct Args {
     #[arg(short = 'J', long)]
     json: bool,
 
+    /// Print the view's table as CSV (RFC 4180) with a heading line, sizes
+    /// in bytes, no totals line.
+    #[arg(long, conflicts_with_all = ["json", "watch"])]
+    csv: bool,
+
     /// Print no heading line and no totals line.
     #[arg(short, long)]
     noheadings: bool,
+
+    /// Walk again every SECONDS (fractions allowed) and print what changed:
+    /// buffers new and gone, and the processes whose holdings changed, with
+    /// how much. The first walk prints the whole view. Ctrl-C ends it, with
+    /// status 0. With --json, one JSON document per walk and line.
+    #[arg(short, long, value_name = "SECONDS", value_parser = watch::parse_interval)]
+    watch: Option<Duration>,
+
+    /// Also write everything the walk read to FILE, for a bug report: it
+    /// reads what every view needs (as root, the buffers no process holds
+    /// and their importers too). `--load FILE` shows it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch"])]
+    save: Option<PathBuf>,
+
+    /// Show what a --save wrote, on any machine, instead of walking /proc;
+    /// every view and option applies.
+    #[arg(long, value_name = "FILE", conflicts_with = "watch")]
+    load: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -106,59 +172,123 @@ fn main() -> ExitCode {
     }
 }
 
+/// The name of a `--sort` key or a `--by` view as the command line has it.
+fn arg_name<T: clap::ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map_or(String::new(), |p| p.get_name().to_string())
+}
+
+/// What the walk must read for the view, its columns (`columns`) and
+/// `--all`.
+fn view_reads(args: &Args, columns: &[human::Column]) -> Reads {
+    let mut r = human::reads_for(columns);
+    r.users |= args.by == View::User;
+    r.cgroups |= args.by == View::Cgroup;
+    r.unheld |= args.all;
+    r
+}
+
 fn run(args: &Args) -> Result<ExitCode> {
     if let Some(key) = args.sort {
         if !args.json && !key.applies_to(args.by) {
             let keys: Vec<String> = <SortKey as clap::ValueEnum>::value_variants()
                 .iter()
                 .filter(|k| k.applies_to(args.by))
-                .filter_map(|k| {
-                    clap::ValueEnum::to_possible_value(k).map(|v| v.get_name().to_string())
-                })
+                .map(arg_name)
                 .collect();
             bail!(
                 "--sort {} does not sort --by {}; its keys are: {}",
-                clap::ValueEnum::to_possible_value(&key)
-                    .map_or(String::new(), |v| v.get_name().to_string()),
+                arg_name(&key),
                 args.by,
                 keys.join(", ")
             );
         }
     }
-    let raw = scan::scan()?;
-    let analysis = Analysis::new(&raw);
-    let mut status = ExitCode::SUCCESS;
-    for pid in &args.pid {
-        if !analysis.pids().contains(pid)
-            && nix::sys::stat::stat(format!("/proc/{pid}").as_str()).is_err()
-        {
-            eprintln!("lsdmabuf: --pid {pid}: no such process");
-            status = ExitCode::FAILURE;
-        }
-    }
+    let columns = match &args.output {
+        Some(spec) => human::parse_columns(args.by, spec).map_err(anyhow::Error::msg)?,
+        None => human::default_columns(args.by),
+    };
+    let wanted = view_reads(args, &columns);
+    // --save reads everything, so that the capture shows every view.
+    let walk = if args.save.is_some() {
+        Reads::ALL
+    } else {
+        wanted
+    };
+    let layout = Layout {
+        view: args.by,
+        columns,
+        sizes: Sizes { bytes: args.bytes },
+        headings: !args.noheadings,
+        sort: args.sort.map(|k| (k, args.reverse)),
+    };
     let filter = Filter {
         pids: args.pid.clone(),
         exporters: args.exporter.clone(),
     };
+    let asked = Asked {
+        filtered: !filter.pids.is_empty() || !filter.exporters.is_empty(),
+        reads: wanted,
+    };
+    let root = nix::unistd::geteuid().is_root();
+    if let Some(interval) = args.watch {
+        let mut w = Watcher::new(Options::reading(wanted), filter, layout, args.json);
+        let mut status = ExitCode::SUCCESS;
+        let mut first = |report: &Report| {
+            if missing_pids(args, report, None) || unmet(report, asked) {
+                status = ExitCode::FAILURE;
+            }
+            if !args.json {
+                for note in human::notes(report, Some(root), asked) {
+                    eprintln!("lsdmabuf: {note}");
+                }
+            }
+        };
+        watch::run(&mut w, interval, &mut std::io::stdout().lock(), &mut first)?;
+        return Ok(status);
+    }
+
+    let (raw, analysis) = if args.load.is_none() && args.save.is_none() {
+        // The walk's threads parse what they read: the model only groups.
+        scan::analyze(&Options::reading(walk))?
+    } else {
+        let raw = match &args.load {
+            Some(path) => load(path, wanted)?,
+            None => scan::scan(&Options::reading(walk))?,
+        };
+        if let Some(path) = &args.save {
+            std::fs::write(path, raw.to_capture())
+                .with_context(|| format!("--save: writing {}", path.display()))?;
+            eprintln!(
+                "lsdmabuf: saved the walk ({} processes holding dma-bufs) to {}",
+                raw.processes.len(),
+                path.display()
+            );
+        }
+        // What was read beyond what the options ask for is saved, not
+        // shown: the output is what lsdmabuf shows without --save, and
+        // with --load.
+        let shown = scan::as_walked(&raw, wanted);
+        let analysis = Analysis::new(&shown);
+        (shown, analysis)
+    };
     let mut report = analysis.report(&filter);
-    let sort = args.sort.map(|k| (k, args.reverse));
-    if let Some((key, reverse)) = sort {
+    if let Some((key, reverse)) = layout.sort {
         report.sort(key, reverse);
+    }
+    let mut status = ExitCode::SUCCESS;
+    if missing_pids(args, &report, Some(&analysis)) || unmet(&report, asked) {
+        status = ExitCode::FAILURE;
     }
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &report)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
+    } else if args.csv {
+        out.write_all(human::render_csv(&report, &layout).as_bytes())
     } else {
-        let text = human::render(
-            &report,
-            args.by,
-            Sizes { bytes: args.bytes },
-            !args.noheadings,
-            sort,
-        );
-        out.write_all(text.as_bytes())
+        out.write_all(human::render(&report, &layout).as_bytes())
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => {}
@@ -167,10 +297,87 @@ fn run(args: &Args) -> Result<ExitCode> {
         Err(e) => return Err(e).context("writing to stdout"),
     }
     if !args.json {
-        let root = nix::unistd::geteuid().is_root();
-        for note in human::notes(&report, root) {
+        let root = match &args.load {
+            Some(_) => raw.meta.euid.map(|u| u == 0),
+            None => Some(root),
+        };
+        for note in human::notes(&report, root, asked) {
             eprintln!("lsdmabuf: {note}");
         }
     }
     Ok(status)
+}
+
+/// Reads a capture, and checks that it holds what the options need.
+fn load(path: &std::path::Path, wanted: Reads) -> Result<Raw> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--load: reading {}", path.display()))?;
+    let raw = Raw::from_capture(&text).with_context(|| {
+        format!(
+            "--load: {} is not a capture that lsdmabuf --save wrote",
+            path.display()
+        )
+    })?;
+    let had = raw.meta.reads;
+    let lacking: Vec<&str> = [
+        (
+            wanted.users && !had.users,
+            "the holders' users (--by user, USER, UID)",
+        ),
+        (
+            wanted.cgroups && !had.cgroups,
+            "their cgroups (--by cgroup, CGROUP)",
+        ),
+        (
+            wanted.unheld && !had.unheld,
+            "the buffers no process holds (--all)",
+        ),
+        (
+            wanted.importers && !had.importers,
+            "the devices attached (IMPORTERS)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(lacks, _)| *lacks)
+    .map(|(_, what)| what)
+    .collect();
+    if !lacking.is_empty() {
+        bail!(
+            "--load: {} was saved without {}: show it without them, or save it again with \
+             --save, which reads them",
+            path.display(),
+            lacking.join(", ")
+        );
+    }
+    Ok(raw)
+}
+
+/// Says which `--pid` names no process; true when one does not.
+fn missing_pids(args: &Args, report: &Report, analysis: Option<&Analysis>) -> bool {
+    let mut missing = false;
+    for pid in &args.pid {
+        let holds = report.processes.iter().any(|p| p.pid == *pid)
+            || analysis.is_some_and(|a| a.pids().contains(pid));
+        if holds {
+            continue;
+        }
+        match &args.load {
+            Some(path) => eprintln!(
+                "lsdmabuf: --pid {pid}: no process of {} holds a dma-buf with that pid",
+                path.display()
+            ),
+            None if nix::sys::stat::stat(format!("/proc/{pid}").as_str()).is_err() => {
+                eprintln!("lsdmabuf: --pid {pid}: no such process");
+                missing = true;
+            }
+            None => {}
+        }
+    }
+    missing
+}
+
+/// Whether `--all` or IMPORTERS asked for what could not be read.
+fn unmet(report: &Report, asked: Asked) -> bool {
+    (asked.reads.unheld && report.totals.unheld.is_none())
+        || (asked.reads.importers && report.totals.system.is_none())
 }

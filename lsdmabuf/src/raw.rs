@@ -14,8 +14,17 @@
 //! are shown as `\t` below:
 //!
 //! ```text
-//! lsdmabuf capture 1
+//! lsdmabuf capture 2
+//! == meta
+//! euid 0
+//! time 1764590400
+//! kernel 6.12.117
+//! reads users cgroups unheld importers
 //! == process 104 lsdmabuf-vmtest
+//! == status
+//! Uid:\t0\t0\t0\t0
+//! == cgroup
+//! 0::/a
 //! == fd 3 /dmabuf:frame-0
 //! == fdinfo 3
 //! pos:\t0
@@ -25,11 +34,18 @@
 //! 7f3a1c000000-7f3a1c001000 rw-s 00000000 00:08 5      /dmabuf:frame-0
 //! == failure 1 /proc/1/fd 13
 //! == counts read 40 exited 0 kernel_threads 0
+//! == bufinfo-before
+//! ...
 //! == bufinfo
 //! ...
 //! == map_files 104 7f3a1c000000-7f3a1c001000 ino 5 size 4096
+//! == user 0 root
 //! ```
+//!
+//! Captures of version 1 (no `meta`, `status`, `cgroup`, `bufinfo-before`
+//! or `user` sections) are read as well.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 
 use nix::errno::Errno;
@@ -54,6 +70,51 @@ pub struct Raw {
     /// stat() of `/proc/PID/map_files/RANGE` for buffers seen only through
     /// mappings that bufinfo did not describe.
     pub map_files: Vec<MapFileStat>,
+    /// debugfs bufinfo read before the walk, to tell buffers no process
+    /// holds (those in both readings) from buffers made or closed during
+    /// the walk; read when [`Reads::unheld`] asks.
+    pub bufinfo_before: Option<String>,
+    /// The names `/etc/passwd` gives the holders' uids.
+    pub users: BTreeMap<u32, String>,
+    /// Who walked, when, on what.
+    pub meta: Meta,
+}
+
+/// What a walk read beyond what every walk reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// The `Uid:` line of each holder's `/proc/PID/status`, and
+    /// `/etc/passwd`.
+    pub users: bool,
+    /// Each holder's `/proc/PID/cgroup`.
+    pub cgroups: bool,
+    /// bufinfo before and after the walk: the buffers no process holds.
+    pub unheld: bool,
+    /// bufinfo after the walk: the devices attached to each buffer.
+    pub importers: bool,
+}
+
+impl Reads {
+    /// Everything: what `--save` reads, so that a capture shows every view.
+    pub const ALL: Reads = Reads {
+        users: true,
+        cgroups: true,
+        unheld: true,
+        importers: true,
+    };
+}
+
+/// The circumstances of a walk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The effective uid of the walker: root sees every process.
+    pub euid: Option<u32>,
+    /// When, in seconds since the epoch.
+    pub time: Option<u64>,
+    /// `uname -r`.
+    pub kernel: Option<String>,
+    /// What the walk read beyond the fds, fdinfo, maps and comm.
+    pub reads: Reads,
 }
 
 /// One process that holds at least one dma-buf.
@@ -67,6 +128,10 @@ pub struct RawProcess {
     /// The lines of `/proc/PID/maps` that map a dma-buf (the whole file when
     /// one of those could not be parsed); empty when it could not be read.
     pub maps: String,
+    /// The `Uid:` line of `/proc/PID/status`, when read.
+    pub status: Option<String>,
+    /// `/proc/PID/cgroup`, when read.
+    pub cgroup: Option<String>,
 }
 
 /// One fd whose `/proc/PID/fd/N` link names a dma-buf.
@@ -125,7 +190,10 @@ impl fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
-const MAGIC: &str = "lsdmabuf capture 1";
+const MAGIC: &str = "lsdmabuf capture 2";
+/// The version before `meta`, `status`, `cgroup`, `bufinfo-before` and
+/// `user`, still read.
+const MAGIC_1: &str = "lsdmabuf capture 1";
 const SECTION: &str = "== ";
 
 /// Appends `text` as a section body: as read, ending with a newline.
@@ -139,11 +207,40 @@ fn body(out: &mut String, text: &str) {
 impl Raw {
     /// This walk as capture text.
     pub fn to_capture(&self) -> String {
-        let mut out = format!("{MAGIC}\n");
+        let mut out = format!("{MAGIC}\n{SECTION}meta\n");
+        let m = &self.meta;
+        if let Some(euid) = m.euid {
+            let _ = writeln!(out, "euid {euid}");
+        }
+        if let Some(time) = m.time {
+            let _ = writeln!(out, "time {time}");
+        }
+        if let Some(kernel) = &m.kernel {
+            let _ = writeln!(out, "kernel {}", one_line(kernel));
+        }
+        let reads: String = [
+            (m.reads.users, "users"),
+            (m.reads.cgroups, "cgroups"),
+            (m.reads.unheld, "unheld"),
+            (m.reads.importers, "importers"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| format!(" {name}"))
+        .collect();
+        let _ = writeln!(out, "reads{reads}");
         for p in &self.processes {
             // comm never holds a newline: the kernel cuts it at 15 bytes and
             // prints control characters as they are, so escape them.
             let _ = writeln!(out, "{SECTION}process {} {}", p.pid, one_line(&p.comm));
+            if let Some(text) = &p.status {
+                let _ = writeln!(out, "{SECTION}status");
+                body(&mut out, text);
+            }
+            if let Some(text) = &p.cgroup {
+                let _ = writeln!(out, "{SECTION}cgroup");
+                body(&mut out, text);
+            }
             for fd in &p.fds {
                 let _ = writeln!(out, "{SECTION}fd {} {}", fd.fd, one_line(&fd.link));
                 if let Some(text) = &fd.fdinfo {
@@ -170,6 +267,10 @@ impl Raw {
             "{SECTION}counts read {} exited {} kernel_threads {}",
             self.read, self.exited, self.kernel_threads
         );
+        if let Some(text) = &self.bufinfo_before {
+            let _ = writeln!(out, "{SECTION}bufinfo-before");
+            body(&mut out, text);
+        }
         if let Some(text) = &self.bufinfo {
             let _ = writeln!(out, "{SECTION}bufinfo");
             body(&mut out, text);
@@ -181,6 +282,9 @@ impl Raw {
                 m.pid, m.range, m.stat.ino, m.stat.size
             );
         }
+        for (uid, name) in &self.users {
+            let _ = writeln!(out, "{SECTION}user {uid} {}", one_line(name));
+        }
         out
     }
 
@@ -188,8 +292,13 @@ impl Raw {
     pub fn from_capture(text: &str) -> Result<Raw, CaptureError> {
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).peekable();
         match lines.next() {
-            Some((_, MAGIC)) => {}
-            _ => return Err(err(1, format!("the first line is not `{MAGIC}`"))),
+            Some((_, MAGIC | MAGIC_1)) => {}
+            _ => {
+                return Err(err(
+                    1,
+                    format!("the first line is not `{MAGIC}` (nor `{MAGIC_1}`)"),
+                ))
+            }
         }
         let mut raw = Raw::default();
         while let Some((n, line)) = lines.next() {
@@ -276,6 +385,15 @@ impl Raw {
                     raw.kernel_threads = num(n, "kernel_threads", kthreads)?;
                 }
                 "bufinfo" => raw.bufinfo = Some(text),
+                "bufinfo-before" => raw.bufinfo_before = Some(text),
+                "status" => process(&mut raw, n)?.status = Some(text),
+                "cgroup" => process(&mut raw, n)?.cgroup = Some(text),
+                "meta" => raw.meta = meta(n, &text)?,
+                "user" => {
+                    no_text(&text)?;
+                    let (uid, name) = rest.split_once(' ').unwrap_or((rest, ""));
+                    raw.users.insert(num(n, "uid", uid)?, name.to_string());
+                }
                 "map_files" => {
                     no_text(&text)?;
                     let f: Vec<&str> = rest.split(' ').collect();
@@ -299,6 +417,34 @@ impl Raw {
         }
         Ok(raw)
     }
+}
+
+/// The `meta` section's `key value` lines, from line `n` on.
+fn meta(n: usize, text: &str) -> Result<Meta, CaptureError> {
+    let mut m = Meta::default();
+    for (i, line) in text.lines().enumerate() {
+        let line_n = n + 1 + i;
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        match key {
+            "euid" => m.euid = Some(num(line_n, "euid", value)?),
+            "time" => m.time = Some(num(line_n, "time", value)?),
+            "kernel" => m.kernel = Some(value.to_string()),
+            "reads" => {
+                for word in value.split_whitespace() {
+                    match word {
+                        "users" => m.reads.users = true,
+                        "cgroups" => m.reads.cgroups = true,
+                        "unheld" => m.reads.unheld = true,
+                        "importers" => m.reads.importers = true,
+                        _ => return Err(err(line_n, format!("unknown read `{word}`"))),
+                    }
+                }
+            }
+            // A newer lsdmabuf may say more about its walk.
+            _ => {}
+        }
+    }
+    Ok(m)
 }
 
 /// `s` on one line: control characters as `\xNN`.
@@ -365,6 +511,8 @@ mod tests {
                     },
                 ],
                 maps: "7f00-7f01 rw-s 00000000 00:08 5     /dmabuf:x: y\n".into(),
+                status: Some("Uid:\t1000\t1000\t1000\t1000\n".into()),
+                cgroup: Some("0::/user.slice/a b\n".into()),
             }],
             read: 12,
             exited: 1,
@@ -387,6 +535,19 @@ mod tests {
                 range: "7f00-7f01".into(),
                 stat: FileStat { ino: 5, size: 4096 },
             }],
+            bufinfo_before: Some("\nDma-buf Objects:\nsize\n".into()),
+            users: [(1000, "alice".to_string())].into(),
+            meta: Meta {
+                euid: Some(0),
+                time: Some(1764590400),
+                kernel: Some("6.12.117".into()),
+                reads: Reads {
+                    users: true,
+                    cgroups: false,
+                    unheld: true,
+                    importers: false,
+                },
+            },
         }
     }
 
@@ -416,6 +577,22 @@ mod tests {
         .unwrap_err();
         assert!(e.reason.contains("`x`"), "{e}");
         assert!(Raw::from_capture(&format!("{MAGIC}\n== what\n")).is_err());
+    }
+
+    #[test]
+    fn reads_version_1() {
+        let v1 = "lsdmabuf capture 1\n== process 7 app\n== fd 3 /dmabuf:\n== maps\n\
+                  == counts read 2 exited 0 kernel_threads 1\n";
+        let raw = Raw::from_capture(v1).unwrap();
+        assert_eq!(raw.processes[0].fds[0].fd, 3);
+        assert_eq!(raw.processes[0].status, None);
+        assert_eq!(raw.meta, Meta::default());
+        assert_eq!(raw.read, 2);
+        let e = Raw::from_capture("lsdmabuf capture 3\n").unwrap_err();
+        assert!(e.reason.contains("lsdmabuf capture 2"), "{e}");
+        let e = Raw::from_capture(&format!("{MAGIC}\n== meta\nreads users sizes\n")).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.reason.contains("sizes"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use dmabuf::tap::Tap;
 #[derive(Parser)]
 #[command(
     version,
-    about = "dma-buf under fault injection, stress and an unprivileged observer"
+    about = "dma-buf under fault injection, stress and an unprivileged observer",
+    max_term_width = 100
 )]
 struct Cli {
     #[command(subcommand)]

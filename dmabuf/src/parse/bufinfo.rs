@@ -67,12 +67,19 @@ impl BufInfo {
 }
 
 fn entry(line: &str, n: usize) -> Result<Buffer, ParseError> {
-    let f: Vec<&str> = line.splitn(7, '\t').collect();
-    if f.len() != 7 {
+    // No vector for the fields: bufinfo has thousands of entries.
+    let mut f = [""; 7];
+    let mut fields = line.splitn(7, '\t');
+    let mut count = 0;
+    for (slot, field) in f.iter_mut().zip(&mut fields) {
+        *slot = field;
+        count += 1;
+    }
+    if count != 7 {
         return Err(ParseError::new(
             WHAT,
             Some(n),
-            format!("`{line}` has {} tab-separated fields, not 7", f.len()),
+            format!("`{line}` has {count} tab-separated fields, not 7"),
         ));
     }
     Ok(Buffer {
@@ -255,5 +262,32 @@ mod tests {
         assert!(parse(&format!("{head}{}", one.replace("Total 0", "Total 1"))).is_err());
         assert!(parse("size\n").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn attached_devices_of_a_real_boot() {
+        // lsdmabuf-vmtest's scene on 7.3-rc7 with vgem, which imported
+        // inodes 10 and 11.
+        let info = parse(include_str!("../../testdata/bufinfo-vgem.txt")).unwrap();
+        assert_eq!((info.total_objects, info.total_bytes), (11, 118784));
+        for b in &info.buffers {
+            let want: &[&str] = if b.ino == 10 || b.ino == 11 {
+                &["vgem"]
+            } else {
+                &[]
+            };
+            assert_eq!(b.attached, want, "ino {}", b.ino);
+            assert!(b.fences.is_empty());
+        }
+        let only = info.with_ino(11).next().unwrap();
+        assert_eq!(
+            (
+                only.size,
+                only.exp_name.as_str(),
+                only.name.as_deref(),
+                only.count
+            ),
+            (4096, "udmabuf", Some("scene-imported-only"), 3)
+        );
     }
 }
