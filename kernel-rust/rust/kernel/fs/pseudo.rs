@@ -411,14 +411,19 @@ impl<T: PseudoFs> Mount<T> {
             return Err(EINVAL);
         }
         let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
+        let mnt = self.as_ptr();
+        let fops = fops.as_ptr();
 
         // The file's release puts the module that owns its operations (`fops_put()` in
         // `__fput()`), so it takes a reference to that module first, as `anon_inode_getfile()`
-        // does.
+        // does. Code built into the kernel has no module to take a reference to.
         //
         // SAFETY: By the type invariants of `FileOperations`, `fops` is valid and its owner is
-        // the module implementing it.
-        if unsafe { bindings::fops_get(fops.as_ptr()) }.is_null() {
+        // the module implementing it; the owner never changes.
+        let owner = unsafe { (*fops).owner };
+
+        // SAFETY: As above.
+        if !owner.is_null() && unsafe { bindings::fops_get(fops) }.is_null() {
             return Err(ENOENT);
         }
 
@@ -426,19 +431,15 @@ impl<T: PseudoFs> Mount<T> {
         // and `name` and `fops` are valid for the duration of the call (`alloc_file_pseudo()`
         // copies the name, and `fops` lives forever).
         let file = from_err_ptr(unsafe {
-            bindings::alloc_file_pseudo(
-                inode.as_ptr(),
-                self.as_ptr(),
-                name.as_char_ptr(),
-                flags,
-                fops.as_ptr(),
-            )
+            bindings::alloc_file_pseudo(inode.as_ptr(), mnt, name.as_char_ptr(), flags, fops)
         });
         let file = match file {
             Ok(file) => file,
             Err(e) => {
-                // SAFETY: The reference to the module taken above is ours.
-                unsafe { bindings::fops_put(fops.as_ptr()) };
+                if !owner.is_null() {
+                    // SAFETY: The reference to the module taken above is ours.
+                    unsafe { bindings::fops_put(fops) };
+                }
                 // `inode` still owns its reference and releases it when dropped here, and so
                 // is `data` dropped.
                 return Err(e);
