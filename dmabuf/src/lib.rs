@@ -14,7 +14,8 @@
 //!   either.
 //! - [`sys`]: the I/O around the parsers: reading procfs and debugfs files,
 //!   fd links, shared mappings.
-//! - [`tap`]: the TAP output of the tests that run in the VM.
+//! - [`tap`]: the TAP output of the tests that run in the VM, and the
+//!   listing of their checks.
 //! - [`rng`]: the seeded generator their random operation mixes use.
 
 pub mod exporter;
