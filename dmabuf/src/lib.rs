@@ -16,6 +16,7 @@
 //!   fd links, shared mappings.
 //! - [`tap`]: the TAP output of the tests that run in the VM, and the
 //!   listing of their checks.
+//! - [`threads`]: joining test threads, a panic reported with its message.
 //! - [`rng`]: the seeded generator their random operation mixes use.
 
 pub mod exporter;
@@ -23,6 +24,7 @@ pub mod parse;
 pub mod rng;
 pub mod sys;
 pub mod tap;
+pub mod threads;
 pub mod uapi;
 
 pub use exporter::{Backing, Devices, Exporter};
