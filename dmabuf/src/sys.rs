@@ -112,6 +112,59 @@ pub fn shrink_slabs() -> Result<bool> {
     Ok(true)
 }
 
+/// Every slab cache's `shrink` file, open for as long as this lives, so
+/// that flushing the per-CPU slabs again and again (a sampler waiting for
+/// a cache to come back to its baseline) opens no sysfs file: each open
+/// and close of one allocates a kernfs_open_node and frees it with
+/// kfree_rcu(), a backlog in kmalloc-128 that the samples would count.
+pub struct SlabShrinker {
+    files: Vec<(String, std::os::fd::OwnedFd)>,
+}
+
+impl SlabShrinker {
+    /// Opens every cache's `shrink`; `None` without SLUB's sysfs.
+    pub fn open() -> Result<Option<SlabShrinker>> {
+        let Ok(dir) = std::fs::read_dir(SLAB_SYSFS) else {
+            return Ok(None);
+        };
+        let mut files = Vec::new();
+        for entry in dir {
+            let entry = entry.with_context(|| format!("read_dir {SLAB_SYSFS}"))?;
+            // Merged caches appear once as a directory and again as symlinks.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let path = entry.path().join("shrink");
+                let path = path.to_string_lossy().into_owned();
+                let fd = open(
+                    path.as_str(),
+                    OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .with_context(|| format!("open {path} for writing"))?;
+                files.push((path, fd));
+            }
+        }
+        Ok(Some(SlabShrinker { files }))
+    }
+
+    /// Flushes every cache's per-CPU slabs (and, under KASAN, its
+    /// quarantine).
+    pub fn shrink(&self) -> Result<()> {
+        for (path, fd) in &self.files {
+            nix::sys::uio::pwrite(fd, b"1", 0).with_context(|| format!("write `1` to {path}"))?;
+        }
+        Ok(())
+    }
+
+    /// How many files it holds open.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
 /// How many fds this process has open (entries of /proc/self/fd).
 pub fn open_fds() -> Result<usize> {
     let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;
