@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::thread::sleep;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 use dmabuf::exporter::ExportError;
@@ -125,15 +125,5 @@ impl Live {
             sleep(Duration::from_millis(200));
         }
         Ok(Err(problems.join("\n")))
-    }
-}
-
-/// The whole text of a debugfs or procfs file that must be there, or what
-/// is missing.
-pub fn require(path: &str, what: &str) -> Result<()> {
-    if std::path::Path::new(path).exists() {
-        Ok(())
-    } else {
-        bail!("{path} not found: {what}")
     }
 }
