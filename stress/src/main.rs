@@ -39,7 +39,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Which::All)]
         exporter: Which,
         /// Sweeps over every call after the first (which only warms up).
-        #[arg(long, default_value_t = 1)]
+        /// The slab baseline tolerates one object less than this per cache.
+        #[arg(long, default_value_t = faults::DEFAULT_ROUNDS)]
         rounds: u32,
     },
     /// THREADS threads doing OPS operations each (export, name, dup, mmap,
