@@ -173,6 +173,27 @@ impl Live {
     }
 }
 
+/// One check a subcommand runs, for `--list-checks` and its TAP plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub about: String,
+}
+
+impl Listed {
+    pub fn new(name: impl Into<String>, about: impl Into<String>) -> Self {
+        Listed {
+            name: name.into(),
+            about: about.into(),
+        }
+    }
+}
+
+/// The names of `checks`, in order: the plan of the run that lists them.
+pub fn names(checks: &[Listed]) -> Vec<String> {
+    checks.iter().map(|c| c.name.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use dmabuf::threads::joined;
 use dmabuf::uapi::dma_buf;
 use dmabuf::{Devices, Exporter};
 
-use crate::common::{backing, export, open_devices, Live, Shrinker, Which};
+use crate::common::{backing, export, names, open_devices, Listed, Live, Shrinker, Which};
 
 const FAIL_NTH: &str = "/proc/thread-self/fail-nth";
 const FAILSLAB: &str = "/sys/kernel/debug/failslab";
@@ -114,6 +114,38 @@ fn check_name(e: Exporter, op: Op) -> String {
 
 const BASELINE: &str = "fail_nth.baseline";
 const KMEMLEAK_CHECK: &str = "fail_nth.kmemleak";
+
+/// The checks of `fail-nth --exporter which`, in the order it reports them.
+pub fn checks(which: Which) -> Vec<Listed> {
+    let mut v: Vec<Listed> = which
+        .exporters()
+        .into_iter()
+        .flat_map(|e| {
+            OPS.map(|op| {
+                Listed::new(
+                    check_name(e, op),
+                    format!(
+                        "{}, its 1st, 2nd, ... fallible allocation failed in turn: succeeds or \
+                         fails with ENOMEM (ENFILE, EAGAIN, ENOSPC) and leaves no fd and no buffer \
+                         behind; each sweep injects at least one fault",
+                        op.call(e)
+                    ),
+                )
+            })
+        })
+        .collect();
+    v.push(Listed::new(
+        BASELINE,
+        "after the sweeps, fds, bufinfo and the inode_cache, dentry, filp and kmalloc slab caches \
+         are back to their baseline within one object less than the rounds (a leak of one object \
+         a round at any fault breaks it)",
+    ));
+    v.push(Listed::new(
+        KMEMLEAK_CHECK,
+        "kmemleak finds no unreferenced object after the sweeps (two scans)",
+    ));
+    v
+}
 
 /// This thread's fail-nth file.
 struct FailNth(File);
@@ -514,8 +546,10 @@ pub fn validate_rounds(rounds: u32) -> Result<()> {
 pub fn run(which: Which, rounds: u32, tap: &mut Tap) -> Result<()> {
     validate_rounds(rounds)?;
     let d = open_devices()?;
+    let listed = checks(which);
     let setup = Setup::read();
     let missing = setup.missing();
+    tap.plan_checks(names(&listed));
     let exporters = which.exporters();
     if !missing.is_empty() {
         // Nothing to sweep with: every check fails, saying what is missing.
@@ -600,6 +634,29 @@ pub fn run(which: Which, rounds: u32, tap: &mut Tap) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_of_each_exporter_and_the_two_after() {
+        let all = names(&checks(Which::All));
+        assert_eq!(all.len(), 12);
+        assert_eq!(all[0], "fail_nth.udmabuf.export");
+        assert_eq!(all[4], "fail_nth.udmabuf.close");
+        assert_eq!(all[9], "fail_nth.heap.close");
+        assert_eq!(&all[10..], ["fail_nth.baseline", "fail_nth.kmemleak"]);
+        let heap = names(&checks(Which::Heap));
+        assert_eq!(
+            heap,
+            [
+                "fail_nth.heap.export",
+                "fail_nth.heap.set_name",
+                "fail_nth.heap.dup",
+                "fail_nth.heap.mmap",
+                "fail_nth.heap.close",
+                "fail_nth.baseline",
+                "fail_nth.kmemleak"
+            ]
+        );
+    }
 
     #[test]
     fn fd_size_of_a_status() {

@@ -22,7 +22,7 @@ use dmabuf::threads::joined;
 use dmabuf::uapi::dma_buf;
 use dmabuf::{Devices, Exporter};
 
-use crate::common::{backing, export, open_devices, Live, Shrinker};
+use crate::common::{backing, export, names, open_devices, Listed, Live, Shrinker};
 
 /// Buffers one thread holds at most.
 const POOL: usize = 24;
@@ -368,6 +368,30 @@ const OPERATIONS: &str = "stress.operations";
 const RELEASED: &str = "stress.released";
 const BASELINE: &str = "stress.baseline";
 
+/// The checks of `run`, in the order it reports them.
+pub fn checks() -> Vec<Listed> {
+    vec![
+        Listed::new(
+            OPERATIONS,
+            "threads exporting, naming, dup()ing, mmap()ing and closing buffers while two more \
+             read /proc/self/fd, fdinfo, maps and bufinfo: no error, no two live buffers with one \
+             st_ino, every thread joined without a panic, every writer did all its operations, \
+             and the fd reader judged dma-bufs",
+        ),
+        Listed::new(
+            RELEASED,
+            "after the run no dma-buf is left in /proc/self/fd or /proc/self/maps, and debugfs \
+             bufinfo lists none of the inodes the threads made: the kernel released every buffer \
+             at its last close or munmap",
+        ),
+        Listed::new(
+            BASELINE,
+            "fds, bufinfo and the inode_cache, dentry, filp and kmalloc slab caches back to their \
+             baseline after the run",
+        ),
+    ]
+}
+
 /// How long the last buffers may take to leave the kernel's lists. The
 /// last close and munmap release a buffer before they return; the wait is
 /// only for a slow guest, and a buffer the kernel never releases stays.
@@ -397,6 +421,7 @@ fn released(before: &BufInfo, made: &Made) -> Result<Result<String, String>> {
 pub fn run(threads: u64, ops: u64, seed: u64, tap: &mut Tap) -> Result<()> {
     let d = open_devices()?;
     let before = sys::bufinfo()?;
+    tap.plan_checks(names(&checks()));
     // The readers walk every fd of the process: no 200 sysfs files among
     // them.
     let shrinker = Shrinker::Reopened;
@@ -533,5 +558,13 @@ mod tests {
         assert!(j.problems[0].starts_with(
             "the fd and fdinfo reader judged no dma-buf in 12 passes over /proc/self/fd"
         ));
+    }
+
+    #[test]
+    fn the_checks_of_run() {
+        assert_eq!(
+            names(&checks()),
+            ["stress.operations", "stress.released", "stress.baseline"]
+        );
     }
 }
