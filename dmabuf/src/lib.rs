@@ -14,14 +14,20 @@
 //!   either.
 //! - [`sys`]: the I/O around the parsers: reading procfs and debugfs files,
 //!   fd links, shared mappings.
-//! - [`tap`]: the TAP output of the tests that run in the VM.
+//! - [`leftover`]: what closed buffers left behind in a process's fds and
+//!   maps and in debugfs bufinfo.
+//! - [`tap`]: the TAP output of the tests that run in the VM, and the
+//!   listing of their checks.
+//! - [`threads`]: joining test threads, a panic reported with its message.
 //! - [`rng`]: the seeded generator their random operation mixes use.
 
 pub mod exporter;
+pub mod leftover;
 pub mod parse;
 pub mod rng;
 pub mod sys;
 pub mod tap;
+pub mod threads;
 pub mod uapi;
 
 pub use exporter::{Backing, Devices, Exporter};

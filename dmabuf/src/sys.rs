@@ -14,7 +14,8 @@ use nix::fcntl::{open, readlink, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::read;
 
-use crate::parse::{bufinfo, fdinfo, meminfo, slabinfo, zoneinfo};
+use crate::leftover::{self, Leftovers, Made};
+use crate::parse::{bufinfo, fdinfo, maps, meminfo, slabinfo, zoneinfo};
 
 /// debugfs' list of every dma-buf with an open file.
 pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
@@ -111,11 +112,106 @@ pub fn shrink_slabs() -> Result<bool> {
     Ok(true)
 }
 
+/// Every slab cache's `shrink` file, open for as long as this lives, so
+/// that flushing the per-CPU slabs again and again (a sampler waiting for
+/// a cache to come back to its baseline) opens no sysfs file: each open
+/// and close of one allocates a kernfs_open_node and frees it with
+/// kfree_rcu(), a backlog in kmalloc-128 that the samples would count.
+pub struct SlabShrinker {
+    files: Vec<(String, std::os::fd::OwnedFd)>,
+}
+
+impl SlabShrinker {
+    /// Opens every cache's `shrink`; `None` without SLUB's sysfs.
+    pub fn open() -> Result<Option<SlabShrinker>> {
+        let Ok(dir) = std::fs::read_dir(SLAB_SYSFS) else {
+            return Ok(None);
+        };
+        let mut files = Vec::new();
+        for entry in dir {
+            let entry = entry.with_context(|| format!("read_dir {SLAB_SYSFS}"))?;
+            // Merged caches appear once as a directory and again as symlinks.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let path = entry.path().join("shrink");
+                let path = path.to_string_lossy().into_owned();
+                let fd = open(
+                    path.as_str(),
+                    OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .with_context(|| format!("open {path} for writing"))?;
+                files.push((path, fd));
+            }
+        }
+        Ok(Some(SlabShrinker { files }))
+    }
+
+    /// Flushes every cache's per-CPU slabs (and, under KASAN, its
+    /// quarantine).
+    pub fn shrink(&self) -> Result<()> {
+        for (path, fd) in &self.files {
+            nix::sys::uio::pwrite(fd, b"1", 0).with_context(|| format!("write `1` to {path}"))?;
+        }
+        Ok(())
+    }
+
+    /// How many files it holds open.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
 /// How many fds this process has open (entries of /proc/self/fd).
 pub fn open_fds() -> Result<usize> {
     let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;
     // read_dir's own directory fd is one of them.
     Ok(dir.count().saturating_sub(1))
+}
+
+/// This process's open fds (read_dir's own left out), each with its link
+/// and parsed fdinfo.
+pub fn fds() -> Result<Vec<leftover::Fd>> {
+    let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;
+    let mut fds = Vec::new();
+    for entry in dir {
+        let entry = entry.context("read_dir /proc/self/fd")?;
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // The directory's own fd is gone by the time its link is read.
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let info = read_text(&format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|t| fdinfo::parse(&t).ok());
+        fds.push(leftover::Fd {
+            fd,
+            link: link.to_string_lossy().into_owned(),
+            info,
+        });
+    }
+    Ok(fds)
+}
+
+/// /proc/self/maps, parsed.
+pub fn maps() -> Result<Vec<maps::Mapping>> {
+    let text = read_text("/proc/self/maps")?;
+    maps::parse(&text).context("parsing /proc/self/maps")
+}
+
+/// What the buffers `made` left behind in this process's fds and maps and
+/// in bufinfo (against bufinfo `before` they were made): see
+/// [`leftover::find`].
+pub fn leftovers(before: &bufinfo::BufInfo, made: &Made) -> Result<Leftovers> {
+    let fds = fds()?;
+    let maps = maps()?;
+    let after = bufinfo()?;
+    Ok(leftover::find(&fds, &maps, before, &after, made))
 }
 
 /// The uid and gid of `nobody`, the unprivileged user the tests run

@@ -20,7 +20,35 @@ use dmabuf::uapi::dma_buf;
 use dmabuf::uapi::udmabuf;
 use dmabuf::Exporter;
 
-use crate::common::{backing, export, open_devices};
+use crate::common::{backing, export, names, open_devices, Listed};
+
+/// The checks of `security`, in the order it reports them.
+pub fn checks() -> Vec<Listed> {
+    Exporter::ALL
+        .iter()
+        .flat_map(|e| {
+            [
+                Listed::new(
+                    format!("security.{}.procfs_denied", e.name()),
+                    format!(
+                        "as uid {NOBODY}, stat, readlink and open of /proc/PID/fd/N, open of its \
+                         fdinfo and stat and readlink of map_files of root's {} buffer are refused \
+                         (EACCES or EPERM) exactly as for root's memfd",
+                        e.name()
+                    ),
+                ),
+                Listed::new(
+                    format!("security.{}.own_buffer", e.name()),
+                    format!(
+                        "a {} buffer uid {NOBODY} holds itself shows root's st_ino, mode 0600 and \
+                         its /dmabuf: link in its own /proc/self/fd",
+                        e.name()
+                    ),
+                ),
+            ]
+        })
+        .collect()
+}
 
 /// One file of the parent's to probe: its fd and the range of a mapping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +134,7 @@ pub fn run(tap: &mut Tap) -> Result<()> {
         bail!("dmabuf-stress security runs as root (it makes root's buffers and probes them as uid {NOBODY})");
     }
     let d = open_devices()?;
+    tap.plan_checks(names(&checks()));
     let memfd = backing(1)?;
     let page = sys::page_size();
     let bufs = [
@@ -239,4 +268,22 @@ pub fn run(tap: &mut Tap) -> Result<()> {
     }
     drop(maps);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_of_security() {
+        assert_eq!(
+            names(&checks()),
+            [
+                "security.udmabuf.procfs_denied",
+                "security.udmabuf.own_buffer",
+                "security.heap.procfs_denied",
+                "security.heap.own_buffer"
+            ]
+        );
+    }
 }

@@ -215,7 +215,7 @@ fn run(args: &Args) -> Result<bool> {
     let start = Instant::now();
     let mut tap = (args.format == Format::Tap).then(Tap::stdout);
     if let Some(tap) = &mut tap {
-        tap.plan(selected.len());
+        tap.plan_checks(selected.iter().map(|(e, c)| c.full_name(*e)));
         let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
             .ok()
             .flatten()
@@ -292,14 +292,11 @@ fn run(args: &Args) -> Result<bool> {
 fn list(selected: &[(Exporter, &'static Check)], format: Format) -> Result<()> {
     match format {
         Format::Tap => {
-            let width = selected
+            let rows: Vec<[String; 2]> = selected
                 .iter()
-                .map(|(e, c)| c.full_name(*e).len())
-                .max()
-                .unwrap_or(0);
-            for (e, c) in selected {
-                println!("{:width$}  {}", c.full_name(*e), c.about);
-            }
+                .map(|(e, c)| [c.full_name(*e), c.about.to_string()])
+                .collect();
+            dmabuf::tap::print(&dmabuf::tap::listing(&rows))?;
         }
         Format::Json => {
             #[derive(Serialize)]
@@ -316,7 +313,7 @@ fn list(selected: &[(Exporter, &'static Check)], format: Format) -> Result<()> {
                     about: c.about,
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&items)?);
+            dmabuf::tap::print(&format!("{}\n", serde_json::to_string_pretty(&items)?))?;
         }
     }
     Ok(())
@@ -385,6 +382,13 @@ mod tests {
             "udmabuf-only check"
         );
         assert!(select(&args(&["--exporter", "udmabuf", "--only", "heap.st_size"])).is_err());
+        // What --list-checks prints for an --exporter is what a run with it
+        // plans: both come from select().
+        let count = |e: &str| select(&args(&["--exporter", e])).unwrap().len();
+        assert_eq!(
+            (count("udmabuf"), count("heap"), count("all")),
+            (35, 30, 65)
+        );
         // The population checks come first, as they share the live buffers.
         let all = select(&args(&["--exporter", "heap"])).unwrap();
         let first_other = all.iter().position(|(_, c)| !c.population).unwrap();

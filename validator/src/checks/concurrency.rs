@@ -13,8 +13,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use nix::sys::stat::fstat;
 
+use dmabuf::leftover::{self, Made};
 use dmabuf::rng::Rng;
 use dmabuf::sys;
+use dmabuf::threads::joined;
 use dmabuf::uapi::dma_buf::{self, LINK_PREFIX};
 use dmabuf::{Backing, Exporter};
 
@@ -88,7 +90,8 @@ impl<'a> Shared<'a> {
         }
     }
 
-    fn create(&self, id: u64) -> Result<()> {
+    /// Creates `PER_CREATOR` buffers, each recorded in `made`.
+    fn create(&self, id: u64, made: &mut Made) -> Result<()> {
         let page = self.f.page;
         let arena = match self.e {
             Exporter::Udmabuf => Some(
@@ -104,6 +107,7 @@ impl<'a> Shared<'a> {
                 None => Backing::OwnMemfd,
             };
             let buf = self.f.create(self.e, page, backing)?;
+            made.add(buf.stat.st_dev, buf.ino());
             self.count(CREATE);
             if let Some(other) = lock(self.inos).insert(buf.ino(), buf.serial) {
                 bail!(
@@ -247,7 +251,11 @@ impl<'a> Shared<'a> {
     }
 }
 
+/// A creator's buffers: what it made, and whether it stopped early.
+type Created = (Made, Result<()>);
+
 pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
+    let before = sys::bufinfo()?;
     let inos = Mutex::default();
     let shared = Shared {
         f: &ctx.f,
@@ -259,31 +267,70 @@ pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
         ops: Default::default(),
     };
     let start = Instant::now();
-    thread::scope(|s| {
+    let (created, others) = thread::scope(|s| {
         let sh = &shared;
         let creators: Vec<_> = (0..CREATORS)
             .map(|id| {
-                s.spawn(move || {
-                    if let Err(e) = sh.create(id) {
-                        lock(&sh.errors).push(format!("creator {id}: {e:#}"));
-                    }
+                s.spawn(move || -> Created {
+                    let mut made = Made::default();
+                    let r = sh.create(id, &mut made);
+                    (made, r)
                 })
             })
             .collect();
-        s.spawn(move || sh.repeat("namer", 1, |rng| sh.name(rng)));
-        s.spawn(move || sh.repeat("duper", 2, |rng| sh.dup(rng)));
-        for r in 0..2 {
-            s.spawn(move || sh.repeat("reader", 3 + r, |rng| sh.read(rng)));
+        let mut others = vec![
+            (
+                "namer",
+                s.spawn(move || sh.repeat("namer", 1, |rng| sh.name(rng))),
+            ),
+            (
+                "duper",
+                s.spawn(move || sh.repeat("duper", 2, |rng| sh.dup(rng))),
+            ),
+        ];
+        for (r, who) in [(0, "reader 1"), (1, "reader 2")] {
+            others.push((
+                who,
+                s.spawn(move || sh.repeat("reader", 3 + r, |rng| sh.read(rng))),
+            ));
         }
-        s.spawn(move || sh.repeat("bufinfo reader", 5, |_| sh.bufinfo()));
-        for c in creators {
-            let _ = c.join();
-        }
+        others.push((
+            "bufinfo reader",
+            s.spawn(move || sh.repeat("bufinfo reader", 5, |_| sh.bufinfo())),
+        ));
+        let created: Vec<Result<Created, String>> = creators
+            .into_iter()
+            .enumerate()
+            .map(|(id, c)| joined(&format!("creator {id}"), c.join()))
+            .collect();
         sh.creators_done.store(true, Ordering::Release);
+        let others: Vec<Result<(), String>> = others
+            .into_iter()
+            .map(|(who, t)| joined(who, t.join()))
+            .collect();
+        (created, others)
     });
     let secs = start.elapsed().as_secs_f64();
     lock(&shared.live).clear();
-    let errors = std::mem::take(&mut *lock(&shared.errors));
+    let mut errors = std::mem::take(&mut *lock(&shared.errors));
+    let mut made = Made::default();
+    for (id, c) in created.into_iter().enumerate() {
+        match c {
+            Err(panic) => errors.push(panic),
+            Ok((m, r)) => {
+                if let Err(e) = r {
+                    errors.push(format!("creator {id}: {e:#}"));
+                } else if m.count != PER_CREATOR {
+                    errors.push(format!(
+                        "creator {id} made {} of the {PER_CREATOR} buffers asked",
+                        m.count
+                    ));
+                }
+                made.extend(m);
+            }
+        }
+    }
+    errors.extend(others.into_iter().filter_map(Result::err));
     let ops: Vec<u64> = shared
         .ops
         .iter()
@@ -296,9 +343,18 @@ pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
     if let Some(first) = errors.first() {
         bail!("{first} ({} thread(s) failed; {summary})", errors.len());
     }
-    let left = lock(&inos).len();
-    if left != 0 {
-        bail!("{left} st_ino still recorded as live after every buffer was closed ({summary})");
+    // Every buffer is closed: the kernel must have released each one.
+    let left = leftover::still_listed(&before, &sys::bufinfo()?, &made);
+    if let Some(b) = left.first() {
+        bail!(
+            "debugfs bufinfo still lists {} of the {} buffers made after every one was closed, \
+             the first with ino {} (count {}, name {}) ({summary})",
+            left.len(),
+            made.count,
+            b.ino,
+            b.count,
+            b.name.as_deref().unwrap_or("<none>")
+        );
     }
     for (what, op) in [
         ("names", NAME),
