@@ -64,6 +64,11 @@ struct Args {
     #[arg(long)]
     no_speed: bool,
 
+    /// List the checks a run with these options makes, one per line (the
+    /// name first), and exit.
+    #[arg(long)]
+    list_checks: bool,
+
     /// On a host without dma-bufs: build a /proc-like tree of --processes
     /// processes holding a buffer each in DIR (replacing one built before),
     /// and time the scan of it as the speed check times /proc; no scene,
@@ -82,8 +87,119 @@ struct Args {
     capture: bool,
 }
 
+/// The checks of the scene, in the order they run: each compares
+/// lsdmabuf's output with what the scene made.
+const SCENE_CHECKS: &[(&str, &str)] = &[
+    (
+        "buffers",
+        "--json: every buffer's ino, size, exporter, name and each holder's fds and mappings",
+    ),
+    (
+        "processes",
+        "--by process --json: every process's buffers, fds, mappings, Rss and Pss",
+    ),
+    (
+        "exporters",
+        "--by exporter --json: each exporter's buffers, size and processes",
+    ),
+    (
+        "totals",
+        "the totals: buffers, fds, mappings, processes, size, Rss, Pss and bufinfo's",
+    ),
+    ("scan_complete", "as root no process is reported unreadable"),
+    (
+        "filter_pid",
+        "-p: the buffers the named processes hold, with their other holders",
+    ),
+    (
+        "filter_exporter",
+        "-e: the buffers of one exporter, and Rss and Pss over them only",
+    ),
+    ("sort", "-s and -r order processes and buffers"),
+    (
+        "human_buffers",
+        "the buffer table: a line per buffer and the totals, sizes in bytes",
+    ),
+    ("human_processes", "the process table: exact Rss and Pss"),
+    (
+        "usage_errors",
+        "bad arguments fail with status 1 or 2, saying what is wrong",
+    ),
+    (
+        "unheld",
+        "--all: the buffers no process holds, and bufinfo's count and size",
+    ),
+    (
+        "importers",
+        "IMPORTERS: the devices attached to each buffer",
+    ),
+    (
+        "by_user",
+        "--by user: processes, buffers, fds, mappings, Rss and Pss per user",
+    ),
+    (
+        "by_cgroup",
+        "--by cgroup: the same per cgroup, adding up to the total Pss",
+    ),
+    ("process_owners", "each process's uid, user name and cgroup"),
+    (
+        "csv",
+        "--csv: buffer and process rows parse back to the cells expected",
+    ),
+    (
+        "save_load",
+        "--load of a --save gives the live output in every view and format",
+    ),
+    (
+        "unprivileged_buffers",
+        "as uid 65534: exactly its own buffers, lower bounds marked",
+    ),
+    (
+        "unprivileged_unreadable",
+        "as uid 65534: root's processes unreadable with EACCES, kernel threads not",
+    ),
+    (
+        "unprivileged_notes",
+        "as uid 65534: stderr says what could not be read and which sizes are lower bounds",
+    ),
+    (
+        "unknown_exporter",
+        "--by exporter as uid 65534: an unknown exporter as - and a lower-bound size",
+    ),
+    (
+        "watch",
+        "--watch: the buffers new and gone and the Rss and Pss changes of a tick; SIGINT ends it",
+    ),
+];
+
+/// The check of the speed run.
+const SPEED_CHECKS: &[(&str, &str)] = &[(
+    "speed_scan",
+    "the scan of the crowd: each process its one buffer, Rss = Pss = 1 page",
+)];
+
+/// The checks a run with `args` makes.
+fn checks(args: &Args) -> Vec<(&'static str, &'static str)> {
+    let mut all = SCENE_CHECKS.to_vec();
+    if !args.no_speed {
+        all.extend_from_slice(SPEED_CHECKS);
+        if args.goal.is_some() {
+            all.push((
+                "speed_ratio",
+                "--goal: the scan takes at most RATIO times the bare walk",
+            ));
+        }
+    }
+    all
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.list_checks {
+        let rows: Vec<[&str; 2]> = checks(&args).iter().map(|&(n, d)| [n, d]).collect();
+        let _ = dmabuf::tap::print(&dmabuf::tap::listing(&rows));
+        return ExitCode::SUCCESS;
+    }
     if args.examples {
         let shown = Factory::open()
             .context("opening the exporters")
@@ -118,14 +234,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    match Factory::open() {
-        Ok(f) => {
-            scene_checks(&mut tap, &f);
+    tap.plan_checks(checks(&args).iter().map(|&(n, _)| n));
+    // What the test builds (the scene, the crowd) is no check of lsdmabuf:
+    // when it cannot be built or its processes fail, the run cannot be
+    // judged and bails out.
+    let ran = Factory::open()
+        .context("opening the exporters")
+        .and_then(|f| {
+            scene_checks(&mut tap, &f)?;
             if !args.no_speed {
-                speed_checks(&mut tap, &f, &args);
+                speed_checks(&mut tap, &f, &args)?;
             }
-        }
-        Err(e) => tap.check("setup", Err(e.context("opening the exporters"))),
+            Ok(())
+        });
+    if let Err(e) = ran {
+        tap.bail_out(&format!("{e:#}"));
+        tap.finish();
+        return ExitCode::from(2);
     }
     if tap.finish() {
         ExitCode::SUCCESS
@@ -142,24 +267,15 @@ fn capture() -> Result<()> {
     scene.finish()
 }
 
-fn scene_checks(tap: &mut Tap, f: &Factory) {
-    let scene = match Scene::build(f) {
-        Ok(s) => s,
-        Err(e) => {
-            tap.check("scene_setup", Err(e));
-            return;
-        }
-    };
+fn scene_checks(tap: &mut Tap, f: &Factory) -> Result<()> {
+    let scene = Scene::build(f).context("building the scene")?;
     let e = &scene.expect;
     let pids: std::collections::BTreeSet<i32> = e.holds.keys().map(|(p, _)| *p).collect();
-    tap.pass(
-        "scene_setup",
-        &format!(
-            "{} buffers held by {} processes through fork, SCM_RIGHTS and mappings",
-            e.buffers.len(),
-            pids.len()
-        ),
-    );
+    tap.comment(&format!(
+        "scene: {} buffers held by {} processes through fork, SCM_RIGHTS and mappings",
+        e.buffers.len(),
+        pids.len()
+    ));
     for (pid, role) in &e.roles {
         tap.comment(&format!("scene: pid {pid} is {role}"));
     }
@@ -193,24 +309,17 @@ fn scene_checks(tap: &mut Tap, f: &Factory) {
     }
     tap.check("watch", views::watch(&scene, f));
     let helpers = scene.root_helpers().len() + scene.nobody_pids().len();
-    tap.check(
-        "scene_teardown",
-        scene
-            .finish()
-            .map(|()| format!("{helpers} helpers exited with 0")),
-    );
+    scene
+        .finish()
+        .context("the scene's helpers, after the checks")?;
+    tap.comment(&format!("scene: {helpers} helpers exited with 0"));
+    Ok(())
 }
 
-fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
+fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) -> Result<()> {
     let n = args.processes;
     let t = std::time::Instant::now();
-    let crowd = match speed::Crowd::new(f, n) {
-        Ok(c) => c,
-        Err(e) => {
-            tap.check("speed_setup", Err(e));
-            return;
-        }
-    };
+    let crowd = speed::Crowd::new(f, n).context("forking the crowd of the speed check")?;
     tap.comment(&format!(
         "speed: {n} processes forked, each holding a buffer, in {}",
         speed::ms(t.elapsed())
@@ -220,7 +329,7 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
         Ok(t) => t,
         Err(e) => {
             tap.check("speed_scan", Err(e));
-            return;
+            return crowd.finish().context("the crowd of the speed check");
         }
     };
     tap.check("speed_scan", crowd_seen(&crowd, f.page, &timings));
@@ -231,12 +340,11 @@ fn speed_checks(tap: &mut Tap, f: &Factory, args: &Args) {
         &timings,
         &format!("{n} processes holding buffers"),
     );
-    tap.check(
-        "speed_teardown",
-        crowd
-            .finish()
-            .map(|()| format!("{n} processes exited with 0")),
-    );
+    crowd
+        .finish()
+        .context("the crowd of the speed check, after the checks")?;
+    tap.comment(&format!("speed: {n} processes exited with 0"));
+    Ok(())
 }
 
 /// The speed check on a synthetic tree in `dir`.

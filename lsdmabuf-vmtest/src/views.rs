@@ -414,8 +414,8 @@ enum Output {
     Partial(String),
 }
 
-fn lines_of(child: &mut Child) -> Result<Receiver<Output>> {
-    let mut stdout = child.stdout.take().context("no stdout pipe")?;
+fn lines_of(w: &mut Watching) -> Result<Receiver<Output>> {
+    let mut stdout = w.0.stdout.take().context("no stdout pipe")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -451,7 +451,8 @@ fn next_line(rx: &Receiver<Output>, limit: Duration, what: &str) -> Result<Strin
 
 /// Sends SIGINT and waits for the child: its exit status, and the lines it
 /// printed after the ones read.
-fn interrupt(mut child: Child, rx: &Receiver<Output>) -> Result<(Option<i32>, Vec<String>)> {
+fn interrupt(mut w: Watching, rx: &Receiver<Output>) -> Result<(Option<i32>, Vec<String>)> {
+    let child = &mut w.0;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).context("kill -INT")?;
     let start = Instant::now();
     let status = loop {
@@ -477,13 +478,26 @@ fn interrupt(mut child: Child, rx: &Receiver<Output>) -> Result<(Option<i32>, Ve
     Ok((status.code(), rest))
 }
 
-fn spawn_watch(args: &[&str]) -> Result<Child> {
+/// A running `lsdmabuf --watch`, killed and reaped when dropped: a check
+/// that fails half way leaves no process behind (in the scene's cgroup).
+struct Watching(Child);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        // Once reaped, std signals it no more: the pid may be another's.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_watch(args: &[&str]) -> Result<Watching> {
     let path = lsdmabuf_path()?;
     Command::new(&path)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(Watching)
         .with_context(|| format!("running {} {}", path.display(), args.join(" ")))
 }
 
