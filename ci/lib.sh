@@ -33,6 +33,21 @@ jobs() { nproc; }
 # Hash of everything given on stdin, short enough for a directory name.
 key_of() { sha256sum | cut -c1-16; }
 
+# The number of checks `BIN ARGS... --list-checks` lists, BIN built from
+# the workspace first: the plan of a run of BIN with ARGS.
+listed_checks() {
+	local bin=$1
+	shift
+	(cd "$ROOT" && cargo build --quiet --release --locked --bin "$bin") ||
+		die "building $bin failed"
+	"$ROOT/target/release/$bin" "$@" --list-checks | wc -l
+}
+
+# An expect file (ci/faults.d, ci/stress-faults.d, ci/lsdmabuf-bugs.d): the
+# checks it names, comma-separated, and its `command:` line.
+expected_failing() { grep -vE '^(#|command:|$)' "$1" | paste -sd, -; }
+expected_command() { sed -n 's/^command: //p' "$1"; }
+
 # Runs "$@" holding the machine-wide lock NAME of the cache, waiting for it
 # up to two hours. Locks are flock(1) locks on files in $CACHE/locks: the
 # kernel freeing them when a holder dies, a killed run never leaves one

@@ -460,8 +460,7 @@ fn interrupt(mut w: Watching, rx: &Receiver<Output>) -> Result<(Option<i32>, Vec
             break status;
         }
         if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
+            // Dropping `w` kills and reaps it.
             bail!("still running 30 s after SIGINT");
         }
         std::thread::sleep(Duration::from_millis(20));
