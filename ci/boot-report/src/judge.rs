@@ -29,6 +29,39 @@ pub enum Expect {
     Any,
 }
 
+/// `--expect-suite-failing NAME:CASE,CASE...`: the KUnit suite must finish
+/// with exactly these test cases failing, every other one passed (a fault
+/// planted in the code the suite tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteFailing {
+    pub name: String,
+    pub cases: BTreeSet<String>,
+}
+
+impl FromStr for SuiteFailing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, cases) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: not NAME:CASE,CASE..."))?;
+        let cases: BTreeSet<String> = cases
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        if name.is_empty() || cases.is_empty() {
+            return Err(format!(
+                "`{s}`: a suite name and at least one test case are needed"
+            ));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            cases,
+        })
+    }
+}
+
 /// `--require-suite NAME` or `NAME=N`: the KUnit suite must be in the log
 /// and pass; with `=N`, with exactly N test cases, all passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +143,8 @@ pub struct Options {
     pub timeout: u64,
     /// KUnit suites that must be in the log and pass (with a count).
     pub require_suites: Vec<SuiteRequirement>,
+    /// KUnit suites that must fail exactly these test cases.
+    pub expect_suites_failing: Vec<SuiteFailing>,
     pub expect_exit: Expect,
     /// With [`Expect::Nonzero`]: exactly these checks fail, when not empty.
     pub expect_failing: Vec<String>,
@@ -217,6 +252,11 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
             .planned
             .unwrap_or(s.cases.len())
             .saturating_sub(s.cases.len());
+        if let Some(want) = o.expect_suites_failing.iter().find(|w| w.name == s.name) {
+            t.passed += s.passed();
+            expect_suite_failing(want, s, &mut t);
+            continue;
+        }
         t.passed += s.passed();
         t.failed += s.failed().len() + unreported;
         match s.problem() {
@@ -231,6 +271,14 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
     }
     for want in &o.require_suites {
         require_suite(want, &suites, &mut t);
+    }
+    for want in &o.expect_suites_failing {
+        if !suites.iter().any(|s| s.name == want.name) {
+            t.fail(format!(
+                "KUnit suite {} is missing from the log: --expect-suite-failing needs it to run and fail",
+                want.name
+            ));
+        }
     }
 
     // Every CPU QEMU was given, brought up: concurrency tests on one CPU
@@ -348,6 +396,43 @@ pub fn judge(console: &str, output: Option<&str>, o: &Options) -> Report {
         failed: t.failed,
         skipped,
     }
+}
+
+/// `--expect-suite-failing NAME:CASE,...`: the failures are the planted
+/// fault's, so they pass the run; anything else about the suite fails it.
+fn expect_suite_failing(want: &SuiteFailing, s: &Suite, t: &mut Tally) {
+    let failed: BTreeSet<&str> = s.failed().into_iter().collect();
+    let wanted: BTreeSet<&str> = want.cases.iter().map(String::as_str).collect();
+    let complete = s.finished && s.planned == Some(s.cases.len());
+    if failed == wanted && complete {
+        t.pass(format!(
+            "KUnit suite {} failed as expected: {}",
+            s.name,
+            join(&failed)
+        ));
+        return;
+    }
+    let mut problem = format!(
+        "KUnit suite {}: --expect-suite-failing wants exactly {} to fail",
+        s.name,
+        join(&wanted)
+    );
+    let missing: BTreeSet<&str> = wanted.difference(&failed).copied().collect();
+    let extra: BTreeSet<&str> = failed.difference(&wanted).copied().collect();
+    if !missing.is_empty() {
+        problem += &format!("; passed or absent: {}", join(&missing));
+    }
+    if !extra.is_empty() {
+        problem += &format!("; failed besides: {}", join(&extra));
+    }
+    if !complete {
+        problem += &format!(
+            "; the suite did not finish its plan ({} of {} reported)",
+            s.cases.len(),
+            s.planned.map_or("?".to_string(), |n| n.to_string())
+        );
+    }
+    t.fail(problem);
 }
 
 /// `--require-suite NAME[=N]`.
@@ -1064,6 +1149,79 @@ not ok 4 dmabuf.system_heap.st_ino_unique
             &o,
             "validator (command 3): printed no TAP, but --plan validator=65 wants 65 checks",
         );
+    }
+
+    /// The console with a KUnit suite `rust_dma_buf` of these cases added.
+    fn with_suite(console: &str, cases: &[(&str, bool)]) -> String {
+        let mut suite = format!(
+            "    KTAP version 1\r\n    # Subtest: rust_dma_buf\r\n    # speed: normal\r\n    1..{}\r\n",
+            cases.len()
+        );
+        for (i, (name, ok)) in cases.iter().enumerate() {
+            let not = if *ok { "" } else { "not " };
+            suite += &format!("    {not}ok {} {name}\r\n", i + 1);
+        }
+        let not = if cases.iter().all(|c| c.1) {
+            ""
+        } else {
+            "not "
+        };
+        suite += &format!("{not}ok 9 rust_dma_buf\r\n");
+        let at = console.find("vm-init: command 1:").unwrap();
+        format!("{}{suite}{}", &console[..at], &console[at..])
+    }
+
+    #[test]
+    fn a_suite_expected_to_fail_must_fail_exactly_those_cases() {
+        let out = output(&[("validator --count 100", &body(1), "0")]);
+        let con = console(&[("validator --count 100", 0)], Some(0));
+        let cases = [("a", false), ("b", true), ("c", false)];
+        let failing = |spec: &str| Options {
+            expect_suites_failing: vec![spec.parse().unwrap()],
+            ..options(0)
+        };
+        // Unexpected, the failures fail the run.
+        one_problem(
+            &with_suite(&con, &cases),
+            &out,
+            &options(0),
+            "KUnit suite rust_dma_buf: 2 of 3 test cases failed: a, c",
+        );
+        // Expected exactly, they pass it.
+        let p = problems(
+            &with_suite(&con, &cases),
+            &out,
+            &failing("rust_dma_buf:a,c"),
+        );
+        assert!(p.is_empty(), "{p:#?}");
+        // One that passed although expected to fail, or one failing besides.
+        one_problem(
+            &with_suite(&con, &cases),
+            &out,
+            &failing("rust_dma_buf:a,b,c"),
+            "wants exactly a, b, c to fail; passed or absent: b",
+        );
+        one_problem(
+            &with_suite(&con, &cases),
+            &out,
+            &failing("rust_dma_buf:a"),
+            "wants exactly a to fail; failed besides: c",
+        );
+        // A suite that passes, or is not there, does not fail as expected.
+        one_problem(
+            &with_suite(&con, &[("a", true)]),
+            &out,
+            &failing("rust_dma_buf:a"),
+            "passed or absent: a",
+        );
+        one_problem(
+            &con,
+            &out,
+            &failing("rust_dma_buf:a"),
+            "KUnit suite rust_dma_buf is missing from the log",
+        );
+        assert!("rust_dma_buf".parse::<SuiteFailing>().is_err());
+        assert!("rust_dma_buf:".parse::<SuiteFailing>().is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use boot_report::judge::{judge, Expect, Options, PlanRequirement, SuiteRequirement};
+use boot_report::judge::{judge, Expect, Options, PlanRequirement, SuiteFailing, SuiteRequirement};
 use clap::Parser;
 
 /// Judges one test VM run: reads the serial console log and the commands'
@@ -73,6 +73,10 @@ struct Args {
     /// exactly N test cases, all passed. May repeat.
     #[arg(long = "require-suite", value_name = "NAME[=N]")]
     require_suites: Vec<SuiteRequirement>,
+    /// A KUnit suite that must finish with exactly these test cases failing
+    /// and the others passed: a fault planted in what it tests. May repeat.
+    #[arg(long = "expect-suite-failing", value_name = "NAME:CASE,...")]
+    expect_suites_failing: Vec<SuiteFailing>,
     /// The output of TOOL must be there and plan exactly N checks, so that
     /// a tool that silently runs fewer fails. Every section of TOOL must.
     /// May repeat.
@@ -128,6 +132,7 @@ fn run() -> Result<bool> {
         timed_out: args.timed_out,
         timeout: args.timeout,
         require_suites: args.require_suites,
+        expect_suites_failing: args.expect_suites_failing,
         expect_exit: args.expect_exit,
         expect_failing: args.expect_failing,
         cpus: args.cpus,
