@@ -145,6 +145,15 @@ fn timed(iterations: u64, mut op: impl FnMut() -> Result<()>) -> Result<Stats> {
 fn latency(d: &Devices, iterations: u64) -> Result<Latency> {
     let memfd = backing(1)?;
     let export_close = timed(iterations, || export(d, &memfd, 0).map(drop))?;
+    let page = sys::page_size();
+    let export_mmap_close = timed(iterations, || {
+        let buf = export(d, &memfd, 0)?;
+        let map = sys::Mapping::shared(buf.as_fd(), page)?;
+        map.touch_pages(page as usize, 0x5a);
+        drop(map);
+        drop(buf);
+        Ok(())
+    })?;
     let buf = export(d, &memfd, 0)?;
     let fstat = timed(iterations, || {
         fstat(&buf).context("fstat of a dma-buf")?;
@@ -152,6 +161,7 @@ fn latency(d: &Devices, iterations: u64) -> Result<Latency> {
     })?;
     Ok(Latency {
         export_close,
+        export_mmap_close: Some(export_mmap_close),
         fstat,
     })
 }

@@ -124,6 +124,9 @@ pub fn diff(before: &[Cache], after: &[Cache], count: u64) -> (BTreeMap<String, 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub export_close: Stats,
+    /// Export, mmap() one page, write it (a fault), munmap() and close.
+    #[serde(default)]
+    pub export_mmap_close: Option<Stats>,
     pub fstat: Stats,
 }
 

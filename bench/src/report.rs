@@ -71,6 +71,8 @@ pub struct KernelSummary {
     pub counts: Vec<CountSummary>,
     pub export_close_median_ns: Spread,
     pub export_close_p99_ns: Spread,
+    /// Export, mmap, touch, munmap and close; `None` when a run has none.
+    pub export_mmap_close_median_ns: Option<Spread>,
     pub fstat_median_ns: Spread,
     pub fstat_p99_ns: Spread,
 }
@@ -164,6 +166,11 @@ fn summarize(label: &str, runs: &[&Run]) -> Result<KernelSummary> {
         counts: out,
         export_close_median_ns: lat(&|r| r.latency.export_close.median_ns),
         export_close_p99_ns: lat(&|r| r.latency.export_close.p99_ns),
+        export_mmap_close_median_ns: runs
+            .iter()
+            .map(|r| r.latency.export_mmap_close.map(|s| s.median_ns as f64))
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| Spread::of(&v)),
         fstat_median_ns: lat(&|r| r.latency.fstat.median_ns),
         fstat_p99_ns: lat(&|r| r.latency.fstat.p99_ns),
     })
@@ -337,16 +344,18 @@ impl Summary {
         let _ = writeln!(o, "\n### Latency (1-page udmabuf; medians over rounds)\n");
         let _ = writeln!(
             o,
-            "| kernel | export+close median, {unit} | export+close p99, {unit} | fstat median, {unit} | fstat p99, {unit} |"
+            "| kernel | export+close median, {unit} | export+close p99, {unit} | export+mmap+touch+close median, {unit} | fstat median, {unit} | fstat p99, {unit} |"
         );
-        let _ = writeln!(o, "|---|---|---|---|---|");
+        let _ = writeln!(o, "|---|---|---|---|---|---|");
         for k in &self.kernels {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 k.label,
                 spread(&k.export_close_median_ns, ""),
                 spread(&k.export_close_p99_ns, ""),
+                k.export_mmap_close_median_ns
+                    .map_or("-".to_string(), |s| spread(&s, "")),
                 spread(&k.fstat_median_ns, ""),
                 spread(&k.fstat_p99_ns, "")
             );
@@ -372,6 +381,9 @@ impl Summary {
         }
         row(&mut o, "export+close median".into(), &|k| {
             Some(k.export_close_median_ns.median)
+        });
+        row(&mut o, "export+mmap+touch+close median".into(), &|k| {
+            k.export_mmap_close_median_ns.map(|s| s.median)
         });
         row(&mut o, "fstat median".into(), &|k| {
             Some(k.fstat_median_ns.median)
@@ -486,6 +498,7 @@ mod tests {
             }],
             latency: Latency {
                 export_close: stats,
+                export_mmap_close: None,
                 fstat: stats,
             },
         }

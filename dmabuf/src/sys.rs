@@ -297,6 +297,23 @@ impl Mapping {
     pub fn range(&self) -> (u64, u64) {
         (self.start(), self.end())
     }
+
+    /// Writes `value` to the first byte of each page of the mapping, which
+    /// faults each one in; the mapping must be writable.
+    pub fn touch_pages(&self, page_size: usize, value: u8) {
+        for off in (0..self.len).step_by(page_size) {
+            // SAFETY: `off` is within the mapping, which is of a file and
+            // aliases no Rust object; a volatile write is what a device's
+            // user does.
+            unsafe {
+                self.addr
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(off)
+                    .write_volatile(value)
+            };
+        }
+    }
 }
 
 impl Drop for Mapping {
