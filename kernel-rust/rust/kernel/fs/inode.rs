@@ -6,7 +6,7 @@
 
 use crate::{
     bindings,
-    types::Opaque, //
+    types::{NotThreadSafe, Opaque}, //
 };
 
 /// Wraps the kernel's `struct inode`.
@@ -78,5 +78,47 @@ impl Inode {
 
         // CAST: `unsigned long` has at most 64 bits.
         magic as u64
+    }
+}
+
+impl Inode {
+    /// Takes the inode's lock (`i_rwsem`) for reading, as `inode_lock_shared()` does; the guard
+    /// releases it.
+    ///
+    /// Writers of the inode's state that take the lock exclusively (`memfd_add_seals()`, for
+    /// one) wait until the guard is dropped. This may sleep.
+    pub fn lock_shared(&self) -> InodeSharedGuard<'_> {
+        // SAFETY: The inode is valid by the type invariants.
+        unsafe { bindings::inode_lock_shared(self.as_ptr()) };
+
+        // INVARIANT: The lock was just taken for reading, by the current task.
+        InodeSharedGuard {
+            inode: self,
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+/// The lock of an inode, held for reading; dropping the guard releases it.
+///
+/// # Invariants
+///
+/// The current task holds `inode`'s `i_rwsem` for reading for as long as the guard exists.
+pub struct InodeSharedGuard<'a> {
+    inode: &'a Inode,
+    _not_send: NotThreadSafe,
+}
+
+impl InodeSharedGuard<'_> {
+    /// Returns the inode whose lock is held.
+    pub fn inode(&self) -> &Inode {
+        self.inode
+    }
+}
+
+impl Drop for InodeSharedGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, the current task holds the lock for reading.
+        unsafe { bindings::inode_unlock_shared(self.inode.as_ptr()) };
     }
 }
