@@ -43,6 +43,12 @@ listed_checks() {
 	"$ROOT/target/release/$bin" "$@" --list-checks | wc -l
 }
 
+# The patches of a series directory (patches/TREE, patches/TREE/exporter),
+# in order, without its cover letter.
+series_files() {
+	find "$1" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort
+}
+
 # An expect file (ci/faults.d, ci/stress-faults.d, ci/lsdmabuf-bugs.d): the
 # checks it names, comma-separated, and its `command:` line.
 expected_failing() { grep -vE '^(#|command:|$)' "$1" | paste -sd, -; }
