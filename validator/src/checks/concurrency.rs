@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::stat::fstat;
@@ -28,6 +28,12 @@ const CREATORS: u64 = 2;
 const PER_CREATOR: u64 = 1024;
 /// Live buffers at most; a creator closes a random one beyond.
 const POOL: usize = 48;
+/// The threads that are not creators: namer, duper, two readers, bufinfo reader.
+const OTHERS: usize = 5;
+/// How long the other threads may go on after the creators are done, until
+/// each has done its operation once: a thread the scheduler kept off the
+/// CPUs for the creators' whole run still checks the last buffers.
+const GRACE: Duration = Duration::from_secs(10);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -40,6 +46,8 @@ struct Shared<'a> {
     live: Mutex<Vec<Arc<Live<'a>>>>,
     /// st_ino to serial of every live buffer.
     inos: &'a Mutex<HashMap<u64, u64>>,
+    /// Every thread waits here first, so that all start together.
+    start: Barrier,
     creators_done: AtomicBool,
     errors: Mutex<Vec<String>>,
     ops: [AtomicU64; 6],
@@ -79,19 +87,35 @@ impl<'a> Shared<'a> {
         self.ops[op].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Runs `body` until it fails or the creators are done.
-    fn repeat(&self, who: &str, seed: u64, mut body: impl FnMut(&mut Rng) -> Result<()>) {
+    /// Runs `body`, which says whether it found a buffer to work on, until
+    /// it fails, or the creators are done and it has worked on one at least
+    /// once (or [`GRACE`] has passed since they were done).
+    fn repeat(&self, who: &str, seed: u64, mut body: impl FnMut(&mut Rng) -> Result<bool>) {
         let mut rng = Rng::new(seed);
-        while !self.creators_done.load(Ordering::Acquire) {
-            if let Err(e) = body(&mut rng) {
-                lock(&self.errors).push(format!("{who}: {e:#}"));
-                return;
+        let mut worked = false;
+        let mut deadline = None;
+        self.start.wait();
+        loop {
+            if self.creators_done.load(Ordering::Acquire) {
+                let end = *deadline.get_or_insert_with(|| Instant::now() + GRACE);
+                if worked || Instant::now() >= end {
+                    return;
+                }
+            }
+            match body(&mut rng) {
+                Ok(w) => worked |= w,
+                Err(e) => {
+                    lock(&self.errors).push(format!("{who}: {e:#}"));
+                    return;
+                }
             }
         }
     }
 
     /// Creates `PER_CREATOR` buffers, each recorded in `made`.
     fn create(&self, id: u64, made: &mut Made) -> Result<()> {
+        // First, so that no early return leaves the other threads waiting.
+        self.start.wait();
         let page = self.f.page;
         let arena = match self.e {
             Exporter::Udmabuf => Some(
@@ -138,9 +162,9 @@ impl<'a> Shared<'a> {
         Ok(())
     }
 
-    fn name(&self, rng: &mut Rng) -> Result<()> {
+    fn name(&self, rng: &mut Rng) -> Result<bool> {
         let Some(live) = self.pick(rng) else {
-            return Ok(());
+            return Ok(false);
         };
         let b = &live.buf;
         let n = self.ops[NAME].load(Ordering::Relaxed);
@@ -160,12 +184,12 @@ impl<'a> Shared<'a> {
             bail!("fdinfo name is {seen:?} right after naming the buffer {name:?}");
         }
         self.count(NAME);
-        Ok(())
+        Ok(true)
     }
 
-    fn dup(&self, rng: &mut Rng) -> Result<()> {
+    fn dup(&self, rng: &mut Rng) -> Result<bool> {
         let Some(live) = self.pick(rng) else {
-            return Ok(());
+            return Ok(false);
         };
         let b = &live.buf;
         let dup = nix::unistd::dup(b.fd()).context("dup")?;
@@ -184,12 +208,12 @@ impl<'a> Shared<'a> {
             count => bail!("fdinfo count {count:?} of a dup(): expected at least 2"),
         }
         self.count(DUP);
-        Ok(())
+        Ok(true)
     }
 
-    fn read(&self, rng: &mut Rng) -> Result<()> {
+    fn read(&self, rng: &mut Rng) -> Result<bool> {
         let Some(live) = self.pick(rng) else {
-            return Ok(());
+            return Ok(false);
         };
         let b = &live.buf;
         let info = sys::fdinfo(b.fd())?;
@@ -221,10 +245,10 @@ impl<'a> Shared<'a> {
             _ => bail!("readlink of buffer #{} (st_ino {}) is {link:?}: expected {LINK_PREFIX:?} and nothing or a name starting {own:?}", b.serial, b.ino()),
         }
         self.count(READ);
-        Ok(())
+        Ok(true)
     }
 
-    fn bufinfo(&self) -> Result<()> {
+    fn bufinfo(&self) -> Result<bool> {
         let info = sys::bufinfo()?;
         let mut seen = HashSet::with_capacity(info.buffers.len());
         for entry in &info.buffers {
@@ -247,7 +271,7 @@ impl<'a> Shared<'a> {
             }
         }
         self.count(BUFINFO);
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -262,6 +286,7 @@ pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
         e,
         live: Mutex::default(),
         inos: &inos,
+        start: Barrier::new(CREATORS as usize + OTHERS),
         creators_done: AtomicBool::new(false),
         errors: Mutex::default(),
         ops: Default::default(),
@@ -363,7 +388,10 @@ pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
         ("bufinfo reads", BUFINFO),
     ] {
         if ops[op] == 0 {
-            bail!("no {what} ran while the buffers were created ({summary})");
+            bail!(
+                "no {what} ran while the buffers were created, nor in the {} s after ({summary})",
+                GRACE.as_secs()
+            );
         }
     }
     Ok(summary)
