@@ -11,7 +11,7 @@ use crate::{
     bindings,
     device::Device,
     dma::DataDirection,
-    error::{from_err_ptr, to_result, VTABLE_DEFAULT_ERROR},
+    error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
     fs::file::FileDescriptorReservation,
     mm::virt::{VmFault, VmFaultResult, VmaNew},
     module::this_module,
@@ -738,10 +738,10 @@ impl<T: Exporter> Ops<T> {
         // SAFETY: The core calls this with a buffer exported with these operations and an
         // attachment that is not detached before `detach()` returns.
         let (data, attach) = unsafe { (Self::data(buf), Attachment::from_raw(attach)) };
-        match T::attach(&data, attach) {
-            Ok(()) => 0,
-            Err(err) => err.to_errno(),
-        }
+        from_result(|| {
+            T::attach(&data, attach)?;
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -827,10 +827,10 @@ impl<T: Exporter> Ops<T> {
         // SAFETY: The core calls this with a buffer exported with these operations, referenced
         // by its caller.
         let data = unsafe { Self::data(buf) };
-        match DataDirection::try_from(dir).and_then(|dir| T::begin_cpu_access(&data, dir)) {
-            Ok(()) => 0,
-            Err(err) => err.to_errno(),
-        }
+        from_result(|| {
+            T::begin_cpu_access(&data, DataDirection::try_from(dir)?)?;
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -842,10 +842,10 @@ impl<T: Exporter> Ops<T> {
     ) -> c_int {
         // SAFETY: As in `begin_cpu_access()`.
         let data = unsafe { Self::data(buf) };
-        match DataDirection::try_from(dir).and_then(|dir| T::end_cpu_access(&data, dir)) {
-            Ok(()) => 0,
-            Err(err) => err.to_errno(),
-        }
+        from_result(|| {
+            T::end_cpu_access(&data, DataDirection::try_from(dir)?)?;
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -867,10 +867,10 @@ impl<T: Exporter> Ops<T> {
             data: unsafe { (*buf).priv_ },
             _exporter: PhantomData,
         };
-        match T::mmap(&data, &vma) {
-            Ok(()) => 0,
-            Err(err) => err.to_errno(),
-        }
+        from_result(|| {
+            T::mmap(&data, &vma)?;
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -881,14 +881,12 @@ impl<T: Exporter> Ops<T> {
         // SAFETY: The core calls this with a buffer exported with these operations, holding its
         // reservation lock, and a map to fill in.
         let (data, resv) = unsafe { (Self::data(buf), ResvHeld::new()) };
-        match T::vmap(&data, &resv) {
-            Ok(vmap) => {
-                // SAFETY: `map` is valid for writes.
-                unsafe { map.write(vmap.to_raw()) };
-                0
-            }
-            Err(err) => err.to_errno(),
-        }
+        from_result(|| {
+            let vmap = T::vmap(&data, &resv)?;
+            // SAFETY: `map` is valid for writes.
+            unsafe { map.write(vmap.to_raw()) };
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -921,6 +919,7 @@ mod tests {
             Arc, Mutex,
         },
         time::{delay::fsleep, Delta},
+        uaccess::{UserPtr, UserSlice},
     };
 
     /// What the core called of the test exporter, and with which directions.
@@ -933,6 +932,8 @@ mod tests {
         vunmap: Atomic<u32>,
         begin: Atomic<u32>,
         end: Atomic<u32>,
+        mmap: Atomic<u32>,
+        fault: Atomic<u32>,
         released: Atomic<u32>,
         /// Every operation that got a direction records it here.
         dir: Atomic<u32>,
@@ -949,6 +950,8 @@ mod tests {
                 vunmap: Atomic::new(0),
                 begin: Atomic::new(0),
                 end: Atomic::new(0),
+                mmap: Atomic::new(0),
+                fault: Atomic::new(0),
                 released: Atomic::new(0),
                 dir: Atomic::new(u32::MAX),
             };
@@ -1069,6 +1072,27 @@ mod tests {
             self.calls.dir.store(dir as u32, Relaxed);
             Ok(())
         }
+
+        fn mmap(&self, vma: &DmaBufVma<'_, Self>) -> Result {
+            self.calls.mmap.add(1, Relaxed);
+            vma.set_pfnmap()?;
+            vma.set_fault_handler();
+            Ok(())
+        }
+
+        fn fault(&self, vmf: &VmFault) -> VmFaultResult {
+            self.calls.fault.add(1, Relaxed);
+            let Some(vma) = vmf.vma().as_pfnmap_vma() else {
+                return VmFaultResult::SIGBUS;
+            };
+            let mut memory = self.memory.lock();
+            let Some(page) = memory.page_iter().nth(vmf.pgoff()) else {
+                return VmFaultResult::SIGBUS;
+            };
+            // SAFETY: The memory is freed when the buffer is released, after every vma mapping
+            // it is gone: each holds a reference to the buffer's file.
+            unsafe { vma.vmf_insert_pfn(vmf.address(), page.pfn()) }
+        }
     }
 
     /// A device to attach, which DMA can be mapped for.
@@ -1174,6 +1198,93 @@ mod tests {
         buf.end_cpu_access(DataDirection::ToDevice)?;
         assert_eq!(calls.end.load(Relaxed), 1);
         assert_eq!(calls.dir.load(Relaxed), DataDirection::ToDevice as u32);
+        drop(buf);
+        assert_eq!(calls.released(), 1);
+        Ok(())
+    }
+
+    /// Maps `buf` into the test's own address space, as `mmap(2)` of its file would: returns
+    /// the address, or the error.
+    fn map_into_test(buf: &DmaBuf, prot: u32, flags: u32) -> Result<usize> {
+        // SAFETY: A test runs in its KUnit test case, which stays valid while it runs.
+        let test = unsafe { bindings::kunit_get_current_test() };
+        // CAST: The uapi's `u32` flags fit in the `unsigned long` ones of `vm_mmap()`.
+        let (prot, flags) = (prot as c_ulong, flags as c_ulong);
+        // SAFETY: `test` is the running test and the buffer's file is valid: `buf` references
+        // the buffer, which references its file. The mapping references the file in turn.
+        let addr =
+            unsafe { bindings::kunit_vm_mmap(test, (*buf.as_ptr()).file, 0, SIZE, prot, flags, 0) };
+        // CAST: `vm_mmap()` returns a negative errno as an address.
+        let ret = addr as isize;
+        match addr {
+            0 => Err(ENOMEM),
+            _ if ret < 0 && ret >= -(bindings::MAX_ERRNO as isize) => {
+                // CAST: No smaller than `-MAX_ERRNO`.
+                Err(Error::from_errno(ret as c_int))
+            }
+            _ => Ok(addr),
+        }
+    }
+
+    #[test]
+    fn a_process_mapping_faults_in_the_pages() -> Result {
+        let calls = Calls::new()?;
+        let buf = DmaBuf::export(TestBuffer::new(&calls, SIZE), SIZE, flags::O_RDWR)?;
+        let addr = map_into_test(&buf, uapi::PROT_READ | uapi::PROT_WRITE, uapi::MAP_SHARED)?;
+        assert_eq!(calls.mmap.load(Relaxed), 1);
+        assert_eq!(calls.fault.load(Relaxed), 0);
+
+        // Every byte different from its page's neighbours: a page mapped at another offset
+        // shows.
+        let mut pattern = KVec::with_capacity(SIZE, GFP_KERNEL)?;
+        for i in 0..SIZE {
+            // CAST: Wraps on purpose.
+            pattern.push((i / PAGE_SIZE * 7 + i) as u8, GFP_KERNEL)?;
+        }
+        UserSlice::new(UserPtr::from_addr(addr), SIZE)
+            .writer()
+            .write_slice(&pattern)?;
+        // One fault per page: the handler inserts the faulting page only.
+        assert_eq!(calls.fault.load(Relaxed), (SIZE / PAGE_SIZE) as u32);
+        {
+            let map = buf.vmap_unlocked()?;
+            let IoSysMap::System(vaddr) = map.map() else {
+                return Err(EINVAL);
+            };
+            // SAFETY: The map is the buffer's memory, `SIZE` bytes, written only through the
+            // process mapping, which nothing writes any more.
+            let memory = unsafe { core::slice::from_raw_parts(vaddr.cast::<u8>().as_ptr(), SIZE) };
+            assert!(memory == &pattern[..]);
+        }
+        let mut back = KVec::with_capacity(SIZE, GFP_KERNEL)?;
+        UserSlice::new(UserPtr::from_addr(addr), SIZE)
+            .reader()
+            .read_all(&mut back, GFP_KERNEL)?;
+        assert!(back == pattern);
+        // Reading faults nothing more in.
+        assert_eq!(calls.fault.load(Relaxed), (SIZE / PAGE_SIZE) as u32);
+
+        // The mapping holds the buffer: the release waits for the unmap.
+        drop(buf);
+        fsleep(Delta::from_millis(50));
+        assert_eq!(calls.released.load(Relaxed), 0);
+        // SAFETY: The mapping is the test's own, `SIZE` bytes at `addr`, used no more.
+        assert_eq!(unsafe { bindings::vm_munmap(addr, SIZE) }, 0);
+        assert_eq!(calls.released(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_private_writable_mapping_is_refused() -> Result {
+        let calls = Calls::new()?;
+        let buf = DmaBuf::export(TestBuffer::new(&calls, SIZE), SIZE, flags::O_RDWR)?;
+        // Its pages would be copied on write, which page frame mappings cannot do.
+        assert_eq!(
+            map_into_test(&buf, uapi::PROT_READ | uapi::PROT_WRITE, uapi::MAP_PRIVATE),
+            Err(EINVAL)
+        );
+        assert_eq!(calls.mmap.load(Relaxed), 1);
+        assert_eq!(calls.fault.load(Relaxed), 0);
         drop(buf);
         assert_eq!(calls.released(), 1);
         Ok(())
