@@ -102,6 +102,14 @@ fn table(r: &Run) -> String {
         );
     }
     let l = &r.latency;
+    for (what, s) in [("export", &l.export), ("close", &l.close)] {
+        if let Some(m) = s {
+            o += &format!(
+                "\n{what} alone: median {} ns, p99 {} ns ({} iterations)",
+                m.median_ns, m.p99_ns, m.iterations
+            );
+        }
+    }
     if let Some(m) = &l.export_mmap_close {
         o += &format!(
             "\nexport+mmap+touch+close: median {} ns, p99 {} ns ({} iterations)",

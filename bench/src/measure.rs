@@ -142,9 +142,28 @@ fn timed(iterations: u64, mut op: impl FnMut() -> Result<()>) -> Result<Stats> {
     Ok(Stats::of(&mut ns))
 }
 
+/// Times the export and the close of each of `iterations` buffers apart.
+fn timed_apart(d: &Devices, memfd: &OwnedFd, iterations: u64) -> Result<(Stats, Stats)> {
+    for _ in 0..LATENCY_WARMUP {
+        drop(export(d, memfd, 0)?);
+    }
+    let mut made = Vec::with_capacity(iterations as usize);
+    let mut closed = Vec::with_capacity(iterations as usize);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let buf = export(d, memfd, 0)?;
+        let exported = Instant::now();
+        drop(buf);
+        closed.push(exported.elapsed().as_nanos() as u64);
+        made.push((exported - t).as_nanos() as u64);
+    }
+    Ok((Stats::of(&mut made), Stats::of(&mut closed)))
+}
+
 fn latency(d: &Devices, iterations: u64) -> Result<Latency> {
     let memfd = backing(1)?;
     let export_close = timed(iterations, || export(d, &memfd, 0).map(drop))?;
+    let (export_only, close_only) = timed_apart(d, &memfd, iterations)?;
     let page = sys::page_size();
     let export_mmap_close = timed(iterations, || {
         let buf = export(d, &memfd, 0)?;
@@ -162,6 +181,8 @@ fn latency(d: &Devices, iterations: u64) -> Result<Latency> {
     Ok(Latency {
         export_close,
         export_mmap_close: Some(export_mmap_close),
+        export: Some(export_only),
+        close: Some(close_only),
         fstat,
     })
 }

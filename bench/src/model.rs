@@ -127,6 +127,12 @@ pub struct Latency {
     /// Export, mmap() one page, write it (a fault), munmap() and close.
     #[serde(default)]
     pub export_mmap_close: Option<Stats>,
+    /// The export alone (the ioctl that makes the buffer and its fd), and
+    /// the close alone (the release), of the same buffers.
+    #[serde(default)]
+    pub export: Option<Stats>,
+    #[serde(default)]
+    pub close: Option<Stats>,
     pub fstat: Stats,
 }
 

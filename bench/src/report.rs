@@ -9,7 +9,7 @@ use std::fmt::Write;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::model::{median, Model, Run};
+use crate::model::{median, Model, Run, Stats};
 
 /// The labels the comparison knows: the singleton anonymous inode (the
 /// negative-control kernel), the C and the Rust per-buffer inode.
@@ -73,6 +73,9 @@ pub struct KernelSummary {
     pub export_close_p99_ns: Spread,
     /// Export, mmap, touch, munmap and close; `None` when a run has none.
     pub export_mmap_close_median_ns: Option<Spread>,
+    /// The export alone and the close alone; `None` when a run has none.
+    pub export_median_ns: Option<Spread>,
+    pub close_median_ns: Option<Spread>,
     pub fstat_median_ns: Spread,
     pub fstat_p99_ns: Spread,
 }
@@ -158,6 +161,12 @@ fn summarize(label: &str, runs: &[&Run]) -> Result<KernelSummary> {
     }
     let lat =
         |f: &dyn Fn(&Run) -> u64| Spread::of(&runs.iter().map(|r| f(r) as f64).collect::<Vec<_>>());
+    let some_lat = |f: &dyn Fn(&Run) -> Option<Stats>| {
+        runs.iter()
+            .map(|r| f(r).map(|s| s.median_ns as f64))
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| Spread::of(&v))
+    };
     Ok(KernelSummary {
         label: label.to_string(),
         kernel: first.kernel.clone(),
@@ -166,11 +175,9 @@ fn summarize(label: &str, runs: &[&Run]) -> Result<KernelSummary> {
         counts: out,
         export_close_median_ns: lat(&|r| r.latency.export_close.median_ns),
         export_close_p99_ns: lat(&|r| r.latency.export_close.p99_ns),
-        export_mmap_close_median_ns: runs
-            .iter()
-            .map(|r| r.latency.export_mmap_close.map(|s| s.median_ns as f64))
-            .collect::<Option<Vec<f64>>>()
-            .map(|v| Spread::of(&v)),
+        export_mmap_close_median_ns: some_lat(&|r| r.latency.export_mmap_close),
+        export_median_ns: some_lat(&|r| r.latency.export),
+        close_median_ns: some_lat(&|r| r.latency.close),
         fstat_median_ns: lat(&|r| r.latency.fstat.median_ns),
         fstat_p99_ns: lat(&|r| r.latency.fstat.p99_ns),
     })
@@ -344,18 +351,20 @@ impl Summary {
         let _ = writeln!(o, "\n### Latency (1-page udmabuf; medians over rounds)\n");
         let _ = writeln!(
             o,
-            "| kernel | export+close median, {unit} | export+close p99, {unit} | export+mmap+touch+close median, {unit} | fstat median, {unit} | fstat p99, {unit} |"
+            "| kernel | export+close median, {unit} | export+close p99, {unit} | export alone, median, {unit} | close alone, median, {unit} | export+mmap+touch+close median, {unit} | fstat median, {unit} | fstat p99, {unit} |"
         );
-        let _ = writeln!(o, "|---|---|---|---|---|---|");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+        let some = |s: Option<Spread>| s.map_or("-".to_string(), |s| spread(&s, ""));
         for k in &self.kernels {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 k.label,
                 spread(&k.export_close_median_ns, ""),
                 spread(&k.export_close_p99_ns, ""),
-                k.export_mmap_close_median_ns
-                    .map_or("-".to_string(), |s| spread(&s, "")),
+                some(k.export_median_ns),
+                some(k.close_median_ns),
+                some(k.export_mmap_close_median_ns),
                 spread(&k.fstat_median_ns, ""),
                 spread(&k.fstat_p99_ns, "")
             );
@@ -381,6 +390,12 @@ impl Summary {
         }
         row(&mut o, "export+close median".into(), &|k| {
             Some(k.export_close_median_ns.median)
+        });
+        row(&mut o, "export alone, median".into(), &|k| {
+            k.export_median_ns.map(|s| s.median)
+        });
+        row(&mut o, "close alone, median".into(), &|k| {
+            k.close_median_ns.map(|s| s.median)
         });
         row(&mut o, "export+mmap+touch+close median".into(), &|k| {
             k.export_mmap_close_median_ns.map(|s| s.median)
@@ -465,7 +480,7 @@ fn reading(s: &KernelSummary, c: &KernelSummary, r: Option<&KernelSummary>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CacheDelta, Latency, Memory, Stats};
+    use crate::model::{CacheDelta, Latency, Memory};
 
     fn run(model: Model, count: u64, caches: &[(&str, u64, i64)], latency_ns: u64) -> Run {
         let caches: BTreeMap<String, CacheDelta> = caches
@@ -499,6 +514,8 @@ mod tests {
             latency: Latency {
                 export_close: stats,
                 export_mmap_close: None,
+                export: None,
+                close: None,
                 fstat: stats,
             },
         }
