@@ -28,8 +28,23 @@ const CREATORS: u64 = 2;
 const PER_CREATOR: u64 = 1024;
 /// Live buffers at most; a creator closes a random one beyond.
 const POOL: usize = 48;
-/// The threads that are not creators: namer, duper, two readers, bufinfo reader.
-const OTHERS: usize = 5;
+/// What a thread that is not a creator does, again and again.
+#[derive(Clone, Copy)]
+enum Op {
+    Name,
+    Dup,
+    Read,
+    Bufinfo,
+}
+
+/// The threads that are not creators: name, seed, operation.
+const OTHERS: [(&str, u64, Op); 5] = [
+    ("namer", 1, Op::Name),
+    ("duper", 2, Op::Dup),
+    ("reader 1", 3, Op::Read),
+    ("reader 2", 4, Op::Read),
+    ("bufinfo reader", 5, Op::Bufinfo),
+];
 /// How long the other threads may go on after the creators are done, until
 /// each has done its operation once: a thread the scheduler kept off the
 /// CPUs for the creators' whole run still checks the last buffers.
@@ -87,10 +102,20 @@ impl<'a> Shared<'a> {
         self.ops[op].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Runs `body`, which says whether it found a buffer to work on, until
-    /// it fails, or the creators are done and it has worked on one at least
-    /// once (or [`GRACE`] has passed since they were done).
-    fn repeat(&self, who: &str, seed: u64, mut body: impl FnMut(&mut Rng) -> Result<bool>) {
+    /// Does `op` once; says whether it found a buffer to work on.
+    fn once(&self, op: Op, rng: &mut Rng) -> Result<bool> {
+        match op {
+            Op::Name => self.name(rng),
+            Op::Dup => self.dup(rng),
+            Op::Read => self.read(rng),
+            Op::Bufinfo => self.bufinfo(),
+        }
+    }
+
+    /// Repeats `op` until it fails, or the creators are done and it has
+    /// worked on a buffer at least once (or [`GRACE`] has passed since they
+    /// were done).
+    fn repeat(&self, who: &str, seed: u64, op: Op) {
         let mut rng = Rng::new(seed);
         let mut worked = false;
         let mut deadline = None;
@@ -102,7 +127,7 @@ impl<'a> Shared<'a> {
                     return;
                 }
             }
-            match body(&mut rng) {
+            match self.once(op, &mut rng) {
                 Ok(w) => worked |= w,
                 Err(e) => {
                     lock(&self.errors).push(format!("{who}: {e:#}"));
@@ -286,7 +311,7 @@ pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
         e,
         live: Mutex::default(),
         inos: &inos,
-        start: Barrier::new(CREATORS as usize + OTHERS),
+        start: Barrier::new(CREATORS as usize + OTHERS.len()),
         creators_done: AtomicBool::new(false),
         errors: Mutex::default(),
         ops: Default::default(),
@@ -303,26 +328,10 @@ pub fn concurrency(ctx: &mut Ctx, e: Exporter) -> Result<String> {
                 })
             })
             .collect();
-        let mut others = vec![
-            (
-                "namer",
-                s.spawn(move || sh.repeat("namer", 1, |rng| sh.name(rng))),
-            ),
-            (
-                "duper",
-                s.spawn(move || sh.repeat("duper", 2, |rng| sh.dup(rng))),
-            ),
-        ];
-        for (r, who) in [(0, "reader 1"), (1, "reader 2")] {
-            others.push((
-                who,
-                s.spawn(move || sh.repeat("reader", 3 + r, |rng| sh.read(rng))),
-            ));
-        }
-        others.push((
-            "bufinfo reader",
-            s.spawn(move || sh.repeat("bufinfo reader", 5, |_| sh.bufinfo())),
-        ));
+        let others: Vec<_> = OTHERS
+            .iter()
+            .map(|&(who, seed, op)| (who, s.spawn(move || sh.repeat(who, seed, op))))
+            .collect();
         let created: Vec<Result<Created, String>> = creators
             .into_iter()
             .enumerate()
