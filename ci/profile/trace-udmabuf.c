@@ -17,9 +17,10 @@
 
 #define T "/sys/kernel/debug/tracing/"
 
-static void w(const char *f, const char *v)
+/* Writes v to the tracefs file f, opened with O_TRUNC or O_APPEND. */
+static void w(const char *f, const char *v, int how)
 {
-	int fd = open(f, O_WRONLY | O_TRUNC);
+	int fd = open(f, O_WRONLY | how);
 
 	if (fd < 0 || write(fd, v, strlen(v)) < 0) {
 		perror(f);
@@ -38,26 +39,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: trace-udmabuf DEPTH FUNC...\n");
 		return 2;
 	}
-	w(T "tracing_on", "0");
-	w(T "max_graph_depth", argv[1]);
+	w(T "tracing_on", "0", O_TRUNC);
+	w(T "max_graph_depth", argv[1], O_TRUNC);
 	for (i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *file = T "set_graph_function";
-		int f;
 
 		if (!strncmp(a, "f:", 2)) {
 			file = T "set_ftrace_filter";
 			a += 2;
 		}
-		f = open(file, O_WRONLY | O_APPEND);
-		if (f < 0 || write(f, a, strlen(a)) < 0) {
-			perror(argv[i]);
-			return 1;
-		}
-		close(f);
+		w(file, a, O_APPEND);
 	}
-	w(T "current_tracer", "function_graph");
-	w(T "trace_options", "funcgraph-proc");
+	w(T "current_tracer", "function_graph", O_TRUNC);
+	w(T "trace_options", "funcgraph-proc", O_TRUNC);
 	dev = open("/dev/udmabuf", O_RDWR);
 	mfd = memfd_create("t", MFD_ALLOW_SEALING);
 	if (dev < 0 || mfd < 0 || ftruncate(mfd, 4096) || fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK)) {
@@ -77,10 +72,10 @@ int main(int argc, char **argv)
 		}
 		close(fd);
 	}
-	w(T "tracing_on", "1");
+	w(T "tracing_on", "1", O_TRUNC);
 	for (i = 0; i < 5; i++)
 		close(ioctl(dev, UDMABUF_CREATE, &c));
-	w(T "tracing_on", "0");
+	w(T "tracing_on", "0", O_TRUNC);
 	fd = open(T "trace", O_RDONLY);
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, n, stdout);
