@@ -12,8 +12,9 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::stat::fstat;
 
 use dmabuf::parse::slabinfo::Cache;
+use dmabuf::sys;
 use dmabuf::uapi::udmabuf;
-use dmabuf::{sys, Backing, Devices, Exporter};
+use dmabuf_testkit::{Backing, Devices, Exporter};
 
 use crate::model::{diff, Latency, Memory, Model, Run, Stats};
 

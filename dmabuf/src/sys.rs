@@ -14,7 +14,6 @@ use nix::fcntl::{open, readlink, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::read;
 
-use crate::leftover::{self, Leftovers, Made};
 use crate::parse::{bufinfo, fdinfo, maps, meminfo, slabinfo, zoneinfo};
 
 /// debugfs' list of every dma-buf with an open file.
@@ -172,46 +171,10 @@ pub fn open_fds() -> Result<usize> {
     Ok(dir.count().saturating_sub(1))
 }
 
-/// This process's open fds (read_dir's own left out), each with its link
-/// and parsed fdinfo.
-pub fn fds() -> Result<Vec<leftover::Fd>> {
-    let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;
-    let mut fds = Vec::new();
-    for entry in dir {
-        let entry = entry.context("read_dir /proc/self/fd")?;
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        // The directory's own fd is gone by the time its link is read.
-        let Ok(link) = std::fs::read_link(entry.path()) else {
-            continue;
-        };
-        let info = read_text(&format!("/proc/self/fdinfo/{fd}"))
-            .ok()
-            .and_then(|t| fdinfo::parse(&t).ok());
-        fds.push(leftover::Fd {
-            fd,
-            link: link.to_string_lossy().into_owned(),
-            info,
-        });
-    }
-    Ok(fds)
-}
-
 /// /proc/self/maps, parsed.
 pub fn maps() -> Result<Vec<maps::Mapping>> {
     let text = read_text("/proc/self/maps")?;
     maps::parse(&text).context("parsing /proc/self/maps")
-}
-
-/// What the buffers `made` left behind in this process's fds and maps and
-/// in bufinfo (against bufinfo `before` they were made): see
-/// [`leftover::find`].
-pub fn leftovers(before: &bufinfo::BufInfo, made: &Made) -> Result<Leftovers> {
-    let fds = fds()?;
-    let maps = maps()?;
-    let after = bufinfo()?;
-    Ok(leftover::find(&fds, &maps, before, &after, made))
 }
 
 /// The uid and gid of `nobody`, the unprivileged user the tests run

@@ -12,7 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use dmabuf::sys::NOBODY;
-use dmabuf::Exporter;
+use dmabuf_testkit::Exporter;
 
 use crate::checks::{lsdmabuf, lsdmabuf_path};
 use crate::scene::Factory;

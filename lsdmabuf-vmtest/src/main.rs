@@ -27,7 +27,7 @@ mod vgem;
 mod views;
 mod want;
 
-use dmabuf::tap::Tap;
+use dmabuf_testkit::tap::Tap;
 use scene::{Factory, Scene};
 
 /// Tests lsdmabuf in a VM: exact per-buffer, per-process, per-user and
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.list_checks {
         let rows: Vec<[&str; 2]> = checks(&args).iter().map(|&(n, d)| [n, d]).collect();
-        let _ = dmabuf::tap::print(&dmabuf::tap::listing(&rows));
+        let _ = dmabuf_testkit::tap::print(&dmabuf_testkit::tap::listing(&rows));
         return ExitCode::SUCCESS;
     }
     if args.examples {

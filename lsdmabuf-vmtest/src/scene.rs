@@ -41,7 +41,7 @@ use nix::unistd::getpid;
 
 use dmabuf::sys::{self, Mapping, NOBODY};
 use dmabuf::uapi::dma_buf;
-use dmabuf::{Backing, Devices, Exporter};
+use dmabuf_testkit::{Backing, Devices, Exporter};
 
 use crate::child::Child;
 use crate::guest::{Cgroups, Users, GROUPS};

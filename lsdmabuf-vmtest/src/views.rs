@@ -16,7 +16,7 @@ use nix::sys::stat::fstat;
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use dmabuf::Exporter;
+use dmabuf_testkit::Exporter;
 
 use crate::checks::{
     holder_cells, json_of, key_of, lsdmabuf, lsdmabuf_path, same_buffers, same_list, same_object,

@@ -389,7 +389,7 @@ impl<'a> Want<'a> {
 mod tests {
     use super::*;
     use crate::scene::MapAt;
-    use dmabuf::Exporter;
+    use dmabuf_testkit::Exporter;
 
     /// Two processes: 10 (root, /a) holds a by fd; 11 (nobody, /b) maps a
     /// page of it and holds b by fd; c is in flight, b attached to vgem.

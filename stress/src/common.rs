@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use dmabuf::exporter::ExportError;
+use dmabuf::sys;
 use dmabuf::uapi::udmabuf;
-use dmabuf::{sys, Backing, Devices, Exporter};
+use dmabuf_testkit::exporter::ExportError;
+use dmabuf_testkit::{Backing, Devices, Exporter};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Which {

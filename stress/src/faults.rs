@@ -20,12 +20,12 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use nix::sys::uio::{pread, pwrite};
 
-use dmabuf::exporter::ExportError;
 use dmabuf::sys;
-use dmabuf::tap::Tap;
-use dmabuf::threads::joined;
 use dmabuf::uapi::dma_buf;
-use dmabuf::{Devices, Exporter};
+use dmabuf_testkit::exporter::ExportError;
+use dmabuf_testkit::tap::Tap;
+use dmabuf_testkit::threads::joined;
+use dmabuf_testkit::{Devices, Exporter};
 
 use crate::common::{backing, export, names, open_devices, Listed, Live, Shrinker, Which};
 

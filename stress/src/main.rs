@@ -15,7 +15,7 @@ mod security;
 mod stress;
 
 use common::{Listed, Which};
-use dmabuf::tap::{self, Tap};
+use dmabuf_testkit::tap::{self, Tap};
 
 /// dma-bufs under systematic fault injection, concurrent stress and an
 /// unprivileged observer.

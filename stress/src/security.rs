@@ -15,10 +15,10 @@ use nix::sys::stat::{fstat, stat, Mode};
 use serde::{Deserialize, Serialize};
 
 use dmabuf::sys::{self, Mapping, NOBODY};
-use dmabuf::tap::Tap;
 use dmabuf::uapi::dma_buf;
 use dmabuf::uapi::udmabuf;
-use dmabuf::Exporter;
+use dmabuf_testkit::tap::Tap;
+use dmabuf_testkit::Exporter;
 
 use crate::common::{backing, export, names, open_devices, Listed};
 

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nix::sys::stat::fstat;
 
-use dmabuf::leftover::Made;
 use dmabuf::parse::bufinfo::BufInfo;
 use dmabuf::parse::{fdinfo, maps};
-use dmabuf::rng::Rng;
 use dmabuf::sys::{self, Mapping};
-use dmabuf::tap::Tap;
-use dmabuf::threads::joined;
 use dmabuf::uapi::dma_buf;
-use dmabuf::{Devices, Exporter};
+use dmabuf_testkit::leftover::{self, Made};
+use dmabuf_testkit::rng::Rng;
+use dmabuf_testkit::tap::Tap;
+use dmabuf_testkit::threads::joined;
+use dmabuf_testkit::{Devices, Exporter};
 
 use crate::common::{backing, export, names, open_devices, Listed, Live, Shrinker};
 
@@ -401,7 +401,7 @@ const RELEASE_WAIT: Duration = Duration::from_secs(2);
 fn released(before: &BufInfo, made: &Made) -> Result<Result<String, String>> {
     let start = Instant::now();
     loop {
-        let left = sys::leftovers(before, made)?;
+        let left = leftover::read(before, made)?;
         match left.describe(made) {
             None => {
                 return Ok(Ok(format!(

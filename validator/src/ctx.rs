@@ -11,11 +11,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use nix::sys::stat::{fstat, FileStat};
 
-use dmabuf::exporter::ExportError;
 use dmabuf::parse::fdinfo::FdInfo;
+use dmabuf::sys;
 use dmabuf::uapi::heap::DmaHeap;
 use dmabuf::uapi::udmabuf::{self, Udmabuf};
-use dmabuf::{sys, Backing, Devices, Exporter};
+use dmabuf_testkit::exporter::ExportError;
+use dmabuf_testkit::{Backing, Devices, Exporter};
 
 /// A dma-buf the validator created, with what fstat() said right after.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 
 use dmabuf::sys;
 use dmabuf::uapi::dma_buf;
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::{Backing, Exporter};
 
 use crate::ctx::Factory;
 

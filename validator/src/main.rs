@@ -23,8 +23,8 @@ mod dump;
 mod preflight;
 
 use checks::{Check, Ctx, Opts, CHECKS};
-use dmabuf::tap::Tap;
-use dmabuf::Exporter;
+use dmabuf_testkit::tap::Tap;
+use dmabuf_testkit::Exporter;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExporterArg {
@@ -296,7 +296,7 @@ fn list(selected: &[(Exporter, &'static Check)], format: Format) -> Result<()> {
                 .iter()
                 .map(|(e, c)| [c.full_name(*e), c.about.to_string()])
                 .collect();
-            dmabuf::tap::print(&dmabuf::tap::listing(&rows))?;
+            dmabuf_testkit::tap::print(&dmabuf_testkit::tap::listing(&rows))?;
         }
         Format::Json => {
             #[derive(Serialize)]
@@ -313,7 +313,7 @@ fn list(selected: &[(Exporter, &'static Check)], format: Format) -> Result<()> {
                     about: c.about,
                 })
                 .collect();
-            dmabuf::tap::print(&format!("{}\n", serde_json::to_string_pretty(&items)?))?;
+            dmabuf_testkit::tap::print(&format!("{}\n", serde_json::to_string_pretty(&items)?))?;
         }
     }
     Ok(())

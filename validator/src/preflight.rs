@@ -8,8 +8,9 @@ use std::io::ErrorKind;
 use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-use dmabuf::exporter::OpenError;
-use dmabuf::{sys, Devices, Exporter};
+use dmabuf::sys;
+use dmabuf_testkit::exporter::OpenError;
+use dmabuf_testkit::{Devices, Exporter};
 
 use crate::checks::Need;
 use crate::ctx::{population_pages, Factory};

@@ -29,7 +29,7 @@ use dmabuf::sys;
 use dmabuf::uapi::dma_buf::{self, DMA_BUF_NAME_LEN};
 use dmabuf::uapi::heap::DmaHeapAllocationData;
 use dmabuf::uapi::udmabuf::{self, UdmabufCreate, UDMABUF_FLAGS_CLOEXEC};
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::{Backing, Exporter};
 
 use super::Ctx;
 

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use dmabuf::parse::bufinfo::{BufInfo, Buffer};
 use dmabuf::sys;
 use dmabuf::uapi::dma_buf;
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::{Backing, Exporter};
 
 use super::{Ctx, Findings};
 use crate::ctx::DmaBuf;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::stat::fstat;
 
-use dmabuf::leftover::{self, Made};
-use dmabuf::rng::Rng;
 use dmabuf::sys;
-use dmabuf::threads::joined;
 use dmabuf::uapi::dma_buf::{self, LINK_PREFIX};
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::leftover::{self, Made};
+use dmabuf_testkit::rng::Rng;
+use dmabuf_testkit::threads::joined;
+use dmabuf_testkit::{Backing, Exporter};
 
 use super::Ctx;
 use crate::ctx::{DmaBuf, Factory};

@@ -17,7 +17,7 @@ use nix::unistd::{fork, getpid, ForkResult, Pid};
 
 use dmabuf::parse::maps;
 use dmabuf::sys;
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::{Backing, Exporter};
 
 use super::population::dev_name;
 use super::Ctx;

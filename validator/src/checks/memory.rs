@@ -37,7 +37,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use dmabuf::parse::meminfo::Meminfo;
 use dmabuf::parse::slabinfo::Cache;
 use dmabuf::sys;
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::{Backing, Exporter};
 
 use super::Ctx;
 use crate::ctx::Factory;

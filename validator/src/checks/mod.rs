@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
-use dmabuf::Exporter;
+use dmabuf_testkit::Exporter;
 
 use crate::ctx::{Factory, Population};
 

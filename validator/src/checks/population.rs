@@ -12,7 +12,7 @@ use nix::sys::statfs::fstatfs;
 use dmabuf::parse::fdinfo::FdInfo;
 use dmabuf::sys;
 use dmabuf::uapi::dma_buf::{self, ANON_INODE_FS_MAGIC, DMA_BUF_MAGIC, LINK_PREFIX};
-use dmabuf::{Backing, Exporter};
+use dmabuf_testkit::{Backing, Exporter};
 
 use super::{Ctx, Findings};
 use crate::ctx::Population;

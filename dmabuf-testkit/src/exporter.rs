@@ -10,8 +10,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::errno::Errno;
 use serde::Serialize;
 
-use crate::uapi::heap::{self, DmaHeap};
-use crate::uapi::udmabuf::{self, Udmabuf};
+use dmabuf::uapi::heap::{self, DmaHeap};
+use dmabuf::uapi::udmabuf::{self, Udmabuf};
 
 /// Where a dma-buf comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

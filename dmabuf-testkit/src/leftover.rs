@@ -6,8 +6,7 @@
 //!
 //! The run records what it made ([`Made`]: the `st_dev` and `st_ino` of each
 //! buffer); [`find`] compares that with the kernel's own lists, as parsed
-//! text, so that it is tested on the host. [`crate::sys::leftovers`] reads
-//! them.
+//! text, so that it is tested on the host; [`read`] reads them.
 //!
 //! A buffer stays in bufinfo after its last fd and mapping went when a
 //! reference to its file was taken and never dropped (the file is never
@@ -16,10 +15,13 @@
 
 use std::collections::HashSet;
 
-use crate::parse::bufinfo::{BufInfo, Buffer};
-use crate::parse::fdinfo::FdInfo;
-use crate::parse::maps::Mapping;
-use crate::uapi::dma_buf::LINK_PREFIX;
+use anyhow::{Context, Result};
+
+use dmabuf::parse::bufinfo::{BufInfo, Buffer};
+use dmabuf::parse::fdinfo::{self, FdInfo};
+use dmabuf::parse::maps::Mapping;
+use dmabuf::sys;
+use dmabuf::uapi::dma_buf::LINK_PREFIX;
 
 /// The buffers a run made: how many, their device (one for every dma-buf)
 /// and inode numbers (as many as buffers where each has its own).
@@ -189,14 +191,50 @@ pub fn find(
     }
 }
 
+/// This process's open fds (read_dir's own left out), each with its link
+/// and parsed fdinfo.
+fn fds() -> Result<Vec<Fd>> {
+    let dir = std::fs::read_dir("/proc/self/fd").context("read_dir /proc/self/fd")?;
+    let mut fds = Vec::new();
+    for entry in dir {
+        let entry = entry.context("read_dir /proc/self/fd")?;
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // The directory's own fd is gone by the time its link is read.
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let info = sys::read_text(&format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|t| fdinfo::parse(&t).ok());
+        fds.push(Fd {
+            fd,
+            link: link.to_string_lossy().into_owned(),
+            info,
+        });
+    }
+    Ok(fds)
+}
+
+/// What the buffers `made` left behind in this process's fds and maps and
+/// in bufinfo (against bufinfo `before` they were made), read now: see
+/// [`find`].
+pub fn read(before: &BufInfo, made: &Made) -> Result<Leftovers> {
+    let fds = fds()?;
+    let maps = sys::maps()?;
+    let after = sys::bufinfo()?;
+    Ok(find(&fds, &maps, before, &after, made))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{bufinfo, fdinfo, maps};
+    use dmabuf::parse::{bufinfo, maps};
 
-    const BUFINFO: &str = include_str!("../testdata/bufinfo-mixed.txt");
-    const EMPTY: &str = include_str!("../testdata/bufinfo-empty.txt");
-    const MAPS: &str = include_str!("../testdata/maps-dmabuf.txt");
+    const BUFINFO: &str = include_str!("../../dmabuf/testdata/bufinfo-mixed.txt");
+    const EMPTY: &str = include_str!("../../dmabuf/testdata/bufinfo-empty.txt");
+    const MAPS: &str = include_str!("../../dmabuf/testdata/maps-dmabuf.txt");
 
     fn made(dev: u64, inos: &[u64]) -> Made {
         let mut m = Made::default();
@@ -265,7 +303,7 @@ mod tests {
             Fd {
                 fd: 3,
                 link: "/memfd:backing (deleted)".into(),
-                info: info(include_str!("../testdata/fdinfo-memfd.txt")),
+                info: info(include_str!("../../dmabuf/testdata/fdinfo-memfd.txt")),
             },
             Fd {
                 fd: 4,
@@ -276,7 +314,9 @@ mod tests {
             Fd {
                 fd: 5,
                 link: "anon_inode:dmabuf".into(),
-                info: info(include_str!("../testdata/fdinfo-heap-unnamed.txt")),
+                info: info(include_str!(
+                    "../../dmabuf/testdata/fdinfo-heap-unnamed.txt"
+                )),
             },
             Fd {
                 fd: 6,
