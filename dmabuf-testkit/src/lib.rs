@@ -8,6 +8,7 @@
 //!   either.
 //! - [`leftover`]: what closed buffers left behind in a process's fds and
 //!   maps and in debugfs bufinfo.
+//! - [`scm_rights`]: fds passed to another process over a Unix socket.
 //! - [`tap`]: the TAP output of the tests, and the listing of their checks.
 //! - [`threads`]: joining test threads, a panic reported with its message.
 //! - [`rng`]: the seeded generator their random operation mixes use.
@@ -15,6 +16,7 @@
 pub mod exporter;
 pub mod leftover;
 pub mod rng;
+pub mod scm_rights;
 pub mod tap;
 pub mod threads;
 

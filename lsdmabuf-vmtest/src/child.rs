@@ -15,19 +15,15 @@
 //! A failed command replies `error: ...`.
 
 use std::collections::BTreeSet;
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::mman::ProtFlags;
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
 use dmabuf::sys::Mapping;
+use dmabuf_testkit::scm_rights;
 
 /// The longest command or reply.
 const MESSAGE_MAX: usize = 256;
@@ -46,13 +42,7 @@ impl Child {
     ///
     /// The caller must be single-threaded.
     pub fn spawn(inherit: &[BorrowedFd<'_>]) -> Result<Child> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("socketpair(AF_UNIX, SOCK_SEQPACKET)")?;
+        let (ours, theirs) = scm_rights::seqpacket_pair()?;
         let mut keep: BTreeSet<RawFd> = inherit.iter().map(|fd| fd.as_raw_fd()).collect();
         keep.insert(theirs.as_raw_fd());
         // SAFETY: the test is single-threaded when it spawns helpers, so the
@@ -79,7 +69,7 @@ impl Child {
     /// Sends `command` (with `fd` attached, if any) and returns the reply.
     pub fn ask(&self, command: &str, fd: Option<BorrowedFd<'_>>) -> Result<String> {
         let sock = self.sock.as_ref().context("the helper was closed")?;
-        send(sock.as_fd(), command, fd)
+        scm_rights::send(sock.as_fd(), command.as_bytes(), fd)
             .with_context(|| format!("sending `{command}` to helper {}", self.pid))?;
         let (reply, extra) = recv(sock.as_fd())
             .with_context(|| {
@@ -158,50 +148,11 @@ fn close_all_but(keep: &BTreeSet<RawFd>) -> Result<()> {
     Ok(())
 }
 
-fn send(sock: BorrowedFd<'_>, text: &str, fd: Option<BorrowedFd<'_>>) -> nix::Result<()> {
-    let fds = fd.map(|f| [f.as_raw_fd()]);
-    let cmsg: Vec<ControlMessage> = fds
-        .as_ref()
-        .map(|f| ControlMessage::ScmRights(f))
-        .into_iter()
-        .collect();
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &[IoSlice::new(text.as_bytes())],
-        &cmsg,
-        MsgFlags::empty(),
-        None,
-    )?;
-    Ok(())
-}
-
 /// One message and the fd that came with it; `None` when the peer closed.
 fn recv(sock: BorrowedFd<'_>) -> nix::Result<Option<(String, Option<OwnedFd>)>> {
     let mut buf = [0u8; MESSAGE_MAX];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut fd = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for raw in fds {
-                // SAFETY: SCM_RIGHTS just installed `raw` in this process;
-                // nothing else owns it.
-                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                fd.get_or_insert(owned);
-            }
-        }
-    }
-    let n = msg.bytes;
-    if n == 0 && fd.is_none() {
-        return Ok(None);
-    }
-    Ok(Some((String::from_utf8_lossy(&buf[..n]).into_owned(), fd)))
+    Ok(scm_rights::recv(sock, &mut buf)?
+        .map(|(n, fd)| (String::from_utf8_lossy(&buf[..n]).into_owned(), fd)))
 }
 
 /// The helper's side: answers commands until the test closes the socket.
@@ -218,7 +169,7 @@ fn serve(sock: OwnedFd) -> i32 {
             Ok(r) => r,
             Err(e) => format!("error: {e:#}"),
         };
-        if send(sock.as_fd(), &reply, None).is_err() {
+        if scm_rights::send(sock.as_fd(), reply.as_bytes(), None).is_err() {
             return 1;
         }
     }

@@ -28,19 +28,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
-use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::mman::ProtFlags;
-use nix::sys::socket::{
-    sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::fstat;
 use nix::unistd::getpid;
 
 use dmabuf::sys::{self, Mapping, NOBODY};
 use dmabuf::uapi::dma_buf;
+use dmabuf_testkit::scm_rights;
 use dmabuf_testkit::{Backing, Devices, Exporter};
 
 use crate::child::Child;
@@ -280,15 +278,8 @@ impl Scene {
             SockFlag::SOCK_CLOEXEC,
         )
         .context("socketpair for the buffer in flight")?;
-        let fds = [inflight.as_raw_fd()];
-        sendmsg::<()>(
-            tx.as_raw_fd(),
-            &[IoSlice::new(b"inflight")],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )
-        .context("sendmsg of the buffer in flight")?;
+        scm_rights::send(tx.as_fd(), b"inflight", Some(inflight.as_fd()))
+            .context("sendmsg of the buffer in flight")?;
         drop(inflight);
         s._sockets.extend([tx, rx]);
 

@@ -3,20 +3,17 @@
 //! process over SCM_RIGHTS, /proc/PID/maps and map_files of a mapping; and
 //! never an st_ino that an earlier buffer of the run had.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use nix::sys::socket::MsgFlags;
 use nix::sys::stat::{fstat, stat};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getpid, ForkResult, Pid};
 
 use dmabuf::parse::maps;
 use dmabuf::sys;
+use dmabuf_testkit::scm_rights;
 use dmabuf_testkit::{Backing, Exporter};
 
 use super::population::dev_name;
@@ -140,39 +137,15 @@ pub fn fork_ino(ctx: &mut Ctx, e: Exporter) -> Result<String> {
 /// Receives one fd and its one-byte message on `sock`; `None` at the end.
 fn recv_fd(sock: BorrowedFd<'_>) -> nix::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
-    let mut iov = [IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut fd = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for raw in fds {
-                // SAFETY: SCM_RIGHTS installed `raw` in this process for us.
-                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                fd.get_or_insert(owned);
-            }
-        }
-    }
-    match (msg.bytes, fd) {
-        (0, _) => Ok(None),
-        (_, Some(fd)) => Ok(Some(fd)),
-        (_, None) => Err(nix::errno::Errno::EBADMSG),
+    match scm_rights::recv(sock, &mut byte)? {
+        None => Ok(None),
+        Some((_, Some(fd))) => Ok(Some(fd)),
+        Some((_, None)) => Err(nix::errno::Errno::EBADMSG),
     }
 }
 
 pub fn scm_rights_ino(ctx: &mut Ctx, e: Exporter) -> Result<String> {
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .context("socketpair(AF_UNIX, SOCK_SEQPACKET)")?;
+    let (ours, theirs) = scm_rights::seqpacket_pair()?;
     let mut ours = Some(ours);
     // The other process starts before the buffers exist: it can only have
     // them from the messages.
@@ -198,15 +171,7 @@ pub fn scm_rights_ino(ctx: &mut Ctx, e: Exporter) -> Result<String> {
     let result = (|| -> Result<usize> {
         let bufs = sample(ctx, e)?;
         for b in &bufs {
-            let fds = [b.fd.as_raw_fd()];
-            sendmsg::<()>(
-                ours.as_raw_fd(),
-                &[IoSlice::new(b"f")],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::empty(),
-                None,
-            )
-            .context("sendmsg(SCM_RIGHTS)")?;
+            scm_rights::send(ours.as_fd(), b"f", Some(b.fd())).context("sendmsg(SCM_RIGHTS)")?;
             let mut reply = [0u8; 512];
             let n = nix::sys::socket::recv(ours.as_raw_fd(), &mut reply, MsgFlags::empty())
                 .context("recv")?;
