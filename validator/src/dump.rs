@@ -13,7 +13,7 @@ use dmabuf::sys;
 use dmabuf::uapi::dma_buf;
 use dmabuf_testkit::{Backing, Exporter};
 
-use crate::ctx::Factory;
+use crate::buffers::Factory;
 
 fn section(name: &str, text: &str) {
     println!("==> {name} <==");

@@ -17,8 +17,8 @@ use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+mod buffers;
 mod checks;
-mod ctx;
 mod dump;
 mod preflight;
 

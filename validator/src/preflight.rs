@@ -12,8 +12,8 @@ use dmabuf::sys;
 use dmabuf_testkit::exporter::OpenError;
 use dmabuf_testkit::{Devices, Exporter};
 
+use crate::buffers::{population_pages, Factory};
 use crate::checks::Need;
-use crate::ctx::{population_pages, Factory};
 
 /// fds beyond the population's: the checks' own buffers, pipes, sockets,
 /// the concurrency check's pool.

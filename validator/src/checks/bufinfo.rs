@@ -13,7 +13,7 @@ use dmabuf::uapi::dma_buf;
 use dmabuf_testkit::{Backing, Exporter};
 
 use super::{Ctx, Findings};
-use crate::ctx::DmaBuf;
+use crate::buffers::DmaBuf;
 
 pub fn bufinfo_lists(ctx: &mut Ctx, e: Exporter) -> Result<String> {
     let p = ctx.population(e)?;

@@ -21,7 +21,7 @@ use dmabuf_testkit::threads::joined;
 use dmabuf_testkit::{Backing, Exporter};
 
 use super::Ctx;
-use crate::ctx::{DmaBuf, Factory};
+use crate::buffers::{DmaBuf, Factory};
 
 /// Threads that create (and close) buffers, and buffers each creates.
 const CREATORS: u64 = 2;

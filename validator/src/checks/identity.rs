@@ -18,7 +18,7 @@ use dmabuf_testkit::{Backing, Exporter};
 
 use super::population::dev_name;
 use super::Ctx;
-use crate::ctx::DmaBuf;
+use crate::buffers::DmaBuf;
 
 /// Buffer sizes, in pages, of the checks that follow a few buffers.
 const SAMPLE_PAGES: [u64; 3] = [1, 3, 256];

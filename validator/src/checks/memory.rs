@@ -40,7 +40,7 @@ use dmabuf::sys;
 use dmabuf_testkit::{Backing, Exporter};
 
 use super::Ctx;
-use crate::ctx::Factory;
+use crate::buffers::Factory;
 
 /// How long deferred frees (RCU) may take to bring the counts back.
 const SETTLE: Duration = Duration::from_secs(3);

@@ -13,7 +13,7 @@ use anyhow::{anyhow, Result};
 
 use dmabuf_testkit::Exporter;
 
-use crate::ctx::{Factory, Population};
+use crate::buffers::{Factory, Population};
 
 mod badinput;
 mod bufinfo;

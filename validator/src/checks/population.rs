@@ -15,7 +15,7 @@ use dmabuf::uapi::dma_buf::{self, ANON_INODE_FS_MAGIC, DMA_BUF_MAGIC, LINK_PREFI
 use dmabuf_testkit::{Backing, Exporter};
 
 use super::{Ctx, Findings};
-use crate::ctx::Population;
+use crate::buffers::Population;
 
 /// `major:minor` of a device number, as /proc/PID/maps prints it.
 pub fn dev_name(dev: u64) -> String {

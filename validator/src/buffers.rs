@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! What the checks share: the exporters, every buffer's inode number in the
-//! run, and the population of `--count` live buffers.
+//! The dma-bufs the checks make: the factory every check exports them
+//! through, which records each buffer's inode number in the run, and the
+//! population of `--count` live buffers.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
