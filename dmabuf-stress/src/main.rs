@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod common;
-mod faults;
+mod fail_nth;
 mod security;
 mod stress;
 
@@ -52,7 +52,7 @@ enum Command {
         exporter: Which,
         /// Sweeps over every call after the first (which only warms up).
         /// The slab baseline tolerates one object less than this per cache.
-        #[arg(long, default_value_t = faults::DEFAULT_ROUNDS)]
+        #[arg(long, default_value_t = fail_nth::DEFAULT_ROUNDS)]
         rounds: u32,
         /// List the checks this run plans (name, what passing proves) and
         /// exit.
@@ -111,7 +111,7 @@ impl Command {
     /// The checks it runs, with its options, in the order it reports them.
     fn checks(&self) -> Vec<Listed> {
         match self {
-            Command::FailNth { exporter, .. } => faults::checks(*exporter),
+            Command::FailNth { exporter, .. } => fail_nth::checks(*exporter),
             Command::Run { .. } => stress::checks(),
             Command::Security { .. } => security::checks(),
             Command::SecurityProbe { .. } => Vec::new(),
@@ -189,7 +189,7 @@ fn main_() -> Result<bool> {
     let ran = match cmd {
         Command::FailNth {
             exporter, rounds, ..
-        } => faults::run(exporter, rounds, &mut tap),
+        } => fail_nth::run(exporter, rounds, &mut tap),
         Command::Run {
             threads, ops, seed, ..
         } => stress::run(threads, ops, seed, &mut tap),

@@ -269,7 +269,7 @@ impl Setup {
 
 /// Why a sweep of `op` that injected no fault fails: fail-nth reached none
 /// of its allocations.
-fn no_fault(e: Exporter, op: Op, empty: u32, sweeps: u32, setup: &Setup) -> String {
+fn why_none_injected(e: Exporter, op: Op, empty: u32, sweeps: u32, setup: &Setup) -> String {
     format!(
         "{empty} of {sweeps} sweeps of {} injected no fault: the call ran to its end with \
          /proc/thread-self/fail-nth armed at 1, so fail-nth reached none of its allocations. \
@@ -386,7 +386,7 @@ impl Tally {
     fn verdict(&self, e: Exporter, op: Op, setup: &Setup) -> Result<String, String> {
         let mut problems = self.problems.clone();
         if self.empty > 0 {
-            problems.push(no_fault(e, op, self.empty, self.sweeps, setup));
+            problems.push(why_none_injected(e, op, self.empty, self.sweeps, setup));
         }
         if problems.is_empty() {
             Ok(self.note())
@@ -699,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_without_a_fault_fails_naming_the_call() {
+    fn a_sweep_that_injects_nothing_fails_naming_the_call() {
         let setup = Setup {
             fail_nth: true,
             ..Setup::default()
