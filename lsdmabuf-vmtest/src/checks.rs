@@ -6,139 +6,18 @@
 //! record of who holds what.
 
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use serde_json::{json, Value};
 
 use dmabuf::sys::NOBODY;
 
-use crate::scene::{Expect, Scene};
+use crate::binary::{json_of, lsdmabuf, text_of};
+use crate::compare::{
+    holder_cells, key_of, same_buffers, same_list, same_object, table, totals_line,
+};
+use crate::scene::Scene;
 use crate::want::Want;
-
-/// The `lsdmabuf` binary that sits next to this one.
-pub fn lsdmabuf_path() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe().context("the path of this binary")?;
-    Ok(exe.with_file_name("lsdmabuf"))
-}
-
-/// Runs the `lsdmabuf` binary that sits next to this one, as `uid` if given.
-pub fn lsdmabuf(args: &[&str], uid: Option<u32>) -> Result<Output> {
-    let path = lsdmabuf_path()?;
-    let mut cmd = Command::new(&path);
-    cmd.args(args);
-    if let Some(uid) = uid {
-        // std drops the supplementary groups too when root changes uid.
-        cmd.uid(uid).gid(uid);
-    }
-    cmd.output()
-        .with_context(|| format!("running {} {}", path.display(), args.join(" ")))
-}
-
-/// `lsdmabuf -J ARGS`, which must succeed, parsed.
-pub(crate) fn json_of(args: &[&str], uid: Option<u32>) -> Result<Value> {
-    let mut all = vec!["-J"];
-    all.extend_from_slice(args);
-    let out = lsdmabuf(&all, uid)?;
-    ensure!(
-        out.status.success(),
-        "lsdmabuf {} exited with {}: {}",
-        all.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("lsdmabuf {} printed no JSON", all.join(" ")))
-}
-
-/// Compares two lists of objects keyed by `id`; the message names the
-/// first difference.
-pub(crate) fn same_list(what: &str, id: &str, got: &Value, want: &[Value]) -> Result<()> {
-    same_list_as(what, id, got, want, &|v| format!("{id} {}", v[id]))
-}
-
-/// [`same_list`] with the items named by `label`.
-pub(crate) fn same_list_as(
-    what: &str,
-    id: &str,
-    got: &Value,
-    want: &[Value],
-    label: &dyn Fn(&Value) -> String,
-) -> Result<()> {
-    let got = got
-        .as_array()
-        .ok_or_else(|| anyhow!("{what}: not a list: {got}"))?;
-    let ids = |l: &[Value]| l.iter().map(|v| v[id].to_string()).collect::<Vec<_>>();
-    if ids(got) != ids(want) {
-        bail!(
-            "{what}: {id}s [{}], expected [{}]",
-            ids(got).join(", "),
-            ids(want).join(", ")
-        );
-    }
-    for (g, w) in got.iter().zip(want) {
-        same_object(&format!("{what} {}", label(w)), g, w)?;
-    }
-    Ok(())
-}
-
-/// Compares every field of `want` with `got`'s.
-pub(crate) fn same_object(what: &str, got: &Value, want: &Value) -> Result<()> {
-    let Some(fields) = want.as_object() else {
-        bail!("{what}: expected an object, not {want}");
-    };
-    for (k, w) in fields {
-        let g = &got[k];
-        if g != w {
-            bail!("{what}: {k} is {g}, expected {w}");
-        }
-    }
-    Ok(())
-}
-
-/// Which buffer of the scene `ino` is, for messages.
-pub(crate) fn key_of(expect: &Expect, ino: &Value) -> String {
-    expect
-        .buffers
-        .iter()
-        .find(|b| Some(b.ino) == ino.as_u64())
-        .map_or_else(
-            || format!("ino {ino}"),
-            |b| format!("{} (ino {ino})", b.key),
-        )
-}
-
-/// Compares buffer lists, naming the scene's buffers.
-pub(crate) fn same_buffers(what: &str, expect: &Expect, got: &Value, want: &[Value]) -> Result<()> {
-    same_list_as(what, "ino", got, want, &|v| key_of(expect, &v["ino"]))
-}
-
-/// The HOLDERS cell's words of a buffer's JSON: `COMMAND[PID]:FDS,mem`,
-/// one per holder.
-pub(crate) fn holder_cells(b: &Value) -> Vec<String> {
-    let mut cells = Vec::new();
-    for h in b["holders"].as_array().into_iter().flatten() {
-        let mut how: Vec<String> = h["fds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| f.to_string())
-            .collect();
-        match h["mappings"].as_u64().unwrap_or(0) {
-            0 => {}
-            1 => how.push("mem".into()),
-            n => how.push(format!("mem({n})")),
-        }
-        cells.push(format!(
-            "{}[{}]:{}",
-            h["command"].as_str().unwrap_or(""),
-            h["pid"],
-            how.join(",")
-        ));
-    }
-    cells
-}
 
 /// The checks on root's view of the whole scene, in order, with their names.
 pub fn root_checks(scene: &Scene) -> Vec<(&'static str, Result<String>)> {
@@ -317,67 +196,6 @@ fn sort(scene: &Scene) -> Result<String> {
     )
 }
 
-/// The text of `lsdmabuf ARGS`, which must succeed.
-pub(crate) fn text_of(args: &[&str], uid: Option<u32>) -> Result<(String, String)> {
-    let out = lsdmabuf(args, uid)?;
-    ensure!(
-        out.status.success(),
-        "lsdmabuf {} exited with {}: {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
-/// The totals line lsdmabuf's README documents, from `totals`.
-pub(crate) fn totals_line(t: &Value) -> String {
-    let n = |k: &str| t[k].as_u64().unwrap_or(0);
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    // A sum with a lower bound in it is a lower bound too.
-    let bound = if t["exact"] == json!(false) { ">=" } else { "" };
-    let mut line = format!(
-        "total: {}, {bound}{}, held by {} through {} and {}: Rss {bound}{}, Pss {bound}{}",
-        plural(n("buffers"), "buffer", "buffers"),
-        n("size"),
-        plural(n("processes"), "process", "processes"),
-        plural(n("fds"), "fd", "fds"),
-        plural(n("mappings"), "mapping", "mappings"),
-        n("rss"),
-        n("pss")
-    );
-    if let Some(u) = t["unheld"].as_object() {
-        let k = |o: &serde_json::Map<String, Value>, f: &str| o[f].as_u64().unwrap_or(0);
-        line.push_str(&format!(
-            "; held by no process: {}, {}",
-            plural(k(u, "buffers"), "buffer", "buffers"),
-            k(u, "size")
-        ));
-        if let Some(s) = t["system"].as_object() {
-            line.push_str(&format!(
-                "; bufinfo: {}, {}",
-                plural(k(s, "buffers"), "buffer", "buffers"),
-                k(s, "size")
-            ));
-        }
-    }
-    line
-}
-
-/// The lines of a table with the heading checked and cells split on runs
-/// of spaces.
-pub(crate) fn table(text: &str, heading: &[&str]) -> Result<Vec<Vec<String>>> {
-    let mut lines = text.lines();
-    let head: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    ensure!(head == heading, "heading {head:?}, expected {heading:?}");
-    Ok(lines
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .collect())
-}
-
 fn human_buffers(scene: &Scene) -> Result<String> {
     let e = &scene.expect;
     let all = |_: i32| true;
@@ -546,10 +364,7 @@ pub fn nobody_checks(scene: &Scene) -> Vec<(&'static str, Result<String>)> {
         }),
     ));
     out.push(("unprivileged_notes", nobody_notes(scene, &want)));
-    out.push((
-        "unknown_exporter",
-        crate::views::unknown_exporter(&want, NOBODY),
-    ));
+    out.push(("unknown_exporter", unknown_exporter(&want, NOBODY)));
     out
 }
 
@@ -573,5 +388,48 @@ fn nobody_notes(scene: &Scene, want: &Want) -> Result<String> {
     );
     Ok(format!(
         "stderr says {root} processes could not be read and why, and which sizes are lower bounds"
+    ))
+}
+
+/// `lsdmabuf --by exporter` as `uid`: unknown exporters as `-`, sizes that
+/// are lower bounds as `>=`, as in `want`.
+pub fn unknown_exporter(want: &Want, uid: u32) -> Result<String> {
+    let out = lsdmabuf(&["--by", "exporter", "--bytes", "-n"], Some(uid))?;
+    ensure!(out.status.success(), "exited with {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let expected: Vec<Vec<String>> = want
+        .exporter_list()
+        .iter()
+        .map(|e| {
+            let size = e["size"].to_string();
+            vec![
+                e["exporter"].as_str().unwrap_or("-").to_string(),
+                e["buffers"].to_string(),
+                if e["exact"] == json!(false) {
+                    format!(">={size}")
+                } else {
+                    size
+                },
+                e["processes"].to_string(),
+            ]
+        })
+        .collect();
+    ensure!(
+        rows == expected,
+        "--by exporter: lines {rows:?}, expected {expected:?}"
+    );
+    ensure!(
+        expected
+            .iter()
+            .any(|r| r[0] == "-" && r[2].starts_with(">=")),
+        "the scene gives uid {uid} no buffer of unknown exporter and size: {expected:?}"
+    );
+    Ok(format!(
+        "--by exporter as uid {uid}: {} lines, the unknown exporter as - and its size as a lower bound",
+        rows.len()
     ))
 }

@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use dmabuf::sys::NOBODY;
 use dmabuf_testkit::Exporter;
 
-use crate::checks::{lsdmabuf, lsdmabuf_path};
+use crate::binary::{lsdmabuf, lsdmabuf_path};
 use crate::scene::Factory;
 
 fn show(args: &[&str], uid: Option<u32>) -> Result<()> {

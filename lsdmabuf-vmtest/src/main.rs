@@ -16,8 +16,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 
+mod binary;
 mod checks;
 mod child;
+mod compare;
 mod examples;
 mod guest;
 mod scene;

@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 
 use dmabuf_testkit::Exporter;
 
-use crate::checks::{
-    holder_cells, json_of, key_of, lsdmabuf, lsdmabuf_path, same_buffers, same_list, same_object,
-    table, text_of, totals_line,
+use crate::binary::{json_of, lsdmabuf_path, text_of};
+use crate::compare::{
+    holder_cells, key_of, same_buffers, same_list, same_object, table, totals_line,
 };
 use crate::scene::{Factory, Scene};
 use crate::want::Want;
@@ -616,48 +616,5 @@ pub fn watch(scene: &Scene, f: &Factory) -> Result<String> {
         3 * page,
         2 + rest.len(),
         rest.len()
-    ))
-}
-
-/// `lsdmabuf --by exporter` as `uid`: unknown exporters as `-`, sizes that
-/// are lower bounds as `>=`, as in `want`.
-pub fn unknown_exporter(want: &Want, uid: u32) -> Result<String> {
-    let out = lsdmabuf(&["--by", "exporter", "--bytes", "-n"], Some(uid))?;
-    ensure!(out.status.success(), "exited with {}", out.status);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let expected: Vec<Vec<String>> = want
-        .exporter_list()
-        .iter()
-        .map(|e| {
-            let size = e["size"].to_string();
-            vec![
-                e["exporter"].as_str().unwrap_or("-").to_string(),
-                e["buffers"].to_string(),
-                if e["exact"] == json!(false) {
-                    format!(">={size}")
-                } else {
-                    size
-                },
-                e["processes"].to_string(),
-            ]
-        })
-        .collect();
-    ensure!(
-        rows == expected,
-        "--by exporter: lines {rows:?}, expected {expected:?}"
-    );
-    ensure!(
-        expected
-            .iter()
-            .any(|r| r[0] == "-" && r[2].starts_with(">=")),
-        "the scene gives uid {uid} no buffer of unknown exporter and size: {expected:?}"
-    );
-    Ok(format!(
-        "--by exporter as uid {uid}: {} lines, the unknown exporter as - and its size as a lower bound",
-        rows.len()
     ))
 }
