@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use lsdmabuf::human::{self, Asked, Layout, Sizes};
 use lsdmabuf::model::{Analysis, Filter, Report, SortKey, View};
@@ -87,8 +87,8 @@ struct Args {
     /// What one line of output is: a buffer, a process (with Rss and Pss),
     /// an exporter, a holder (one process's hold on one buffer), a user or
     /// a cgroup (over their processes).
-    #[arg(long, value_enum, default_value_t = View::Buffer, value_name = "WHAT")]
-    by: View,
+    #[arg(long, value_enum, default_value_t = ViewArg::Buffer, value_name = "WHAT")]
+    by: ViewArg,
 
     /// Only buffers held by these processes, and their numbers; repeat or
     /// separate with commas. A buffer's other holders are still shown.
@@ -118,7 +118,7 @@ struct Args {
     /// numbers (ino, pid) smallest first. Default: ino, pid, exporter, uid
     /// or cgroup.
     #[arg(short, long, value_enum, value_name = "KEY")]
-    sort: Option<SortKey>,
+    sort: Option<SortKeyArg>,
 
     /// Reverse the order of --sort.
     #[arg(short, long, requires = "sort")]
@@ -161,6 +161,91 @@ struct Args {
     load: Option<PathBuf>,
 }
 
+/// The values of `--by`: [`View`] as the command line names it.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViewArg {
+    /// One line per buffer, with its holders.
+    Buffer,
+    /// One line per process, with its Rss and Pss.
+    Process,
+    /// One line per exporter.
+    Exporter,
+    /// One line per process and buffer it holds, like lsof.
+    Holder,
+    /// One line per user, over the processes it runs.
+    User,
+    /// One line per cgroup, over the processes in it.
+    Cgroup,
+}
+
+impl From<ViewArg> for View {
+    fn from(v: ViewArg) -> View {
+        match v {
+            ViewArg::Buffer => View::Buffer,
+            ViewArg::Process => View::Process,
+            ViewArg::Exporter => View::Exporter,
+            ViewArg::Holder => View::Holder,
+            ViewArg::User => View::User,
+            ViewArg::Cgroup => View::Cgroup,
+        }
+    }
+}
+
+/// The values of `--sort`: [`SortKey`] as the command line names it.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SortKeyArg {
+    /// Buffers by inode number.
+    Ino,
+    /// Buffers or exporters by size.
+    Size,
+    /// Buffers or exporters by exporter name.
+    Exporter,
+    /// Buffers by name.
+    Name,
+    /// Buffers, exporters, users or cgroups by the number of processes
+    /// holding them.
+    Procs,
+    /// Processes by pid.
+    Pid,
+    /// Processes by command name.
+    Command,
+    /// Processes, users or cgroups by Rss.
+    Rss,
+    /// Processes, users or cgroups by Pss.
+    Pss,
+    /// Processes, exporters, users or cgroups by number of buffers.
+    Bufs,
+    /// Processes, users or cgroups by number of dma-buf fds.
+    Fds,
+    /// Processes, users or cgroups by number of mappings.
+    Maps,
+    /// Processes or users by user name (uid where it has none).
+    User,
+    /// Processes or cgroups by cgroup.
+    Cgroup,
+}
+
+impl From<SortKeyArg> for SortKey {
+    fn from(k: SortKeyArg) -> SortKey {
+        match k {
+            SortKeyArg::Ino => SortKey::Ino,
+            SortKeyArg::Size => SortKey::Size,
+            SortKeyArg::Exporter => SortKey::Exporter,
+            SortKeyArg::Name => SortKey::Name,
+            SortKeyArg::Procs => SortKey::Procs,
+            SortKeyArg::Pid => SortKey::Pid,
+            SortKeyArg::Command => SortKey::Command,
+            SortKeyArg::Rss => SortKey::Rss,
+            SortKeyArg::Pss => SortKey::Pss,
+            SortKeyArg::Bufs => SortKey::Bufs,
+            SortKeyArg::Fds => SortKey::Fds,
+            SortKeyArg::Maps => SortKey::Maps,
+            SortKeyArg::User => SortKey::User,
+            SortKeyArg::Cgroup => SortKey::Cgroup,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -172,43 +257,43 @@ fn main() -> ExitCode {
     }
 }
 
-/// The name of a `--sort` key or a `--by` view as the command line has it.
-fn arg_name<T: clap::ValueEnum>(v: &T) -> String {
+/// The name of a `--sort` key as the command line has it.
+fn arg_name(v: &SortKeyArg) -> String {
     v.to_possible_value()
         .map_or(String::new(), |p| p.get_name().to_string())
 }
 
-/// What the walk must read for the view, its columns (`columns`) and
+/// What the walk must read for `view`, its columns (`columns`) and
 /// `--all`.
-fn view_reads(args: &Args, columns: &[human::Column]) -> Reads {
+fn view_reads(args: &Args, view: View, columns: &[human::Column]) -> Reads {
     let mut r = human::reads_for(columns);
-    r.users |= args.by == View::User;
-    r.cgroups |= args.by == View::Cgroup;
+    r.users |= view == View::User;
+    r.cgroups |= view == View::Cgroup;
     r.unheld |= args.all;
     r
 }
 
 fn run(args: &Args) -> Result<ExitCode> {
-    if let Some(key) = args.sort {
-        if !args.json && !key.applies_to(args.by) {
-            let keys: Vec<String> = <SortKey as clap::ValueEnum>::value_variants()
+    let view = View::from(args.by);
+    if let Some(arg) = args.sort {
+        if !args.json && !SortKey::from(arg).applies_to(view) {
+            let keys: Vec<String> = SortKeyArg::value_variants()
                 .iter()
-                .filter(|k| k.applies_to(args.by))
+                .filter(|&&k| SortKey::from(k).applies_to(view))
                 .map(arg_name)
                 .collect();
             bail!(
-                "--sort {} does not sort --by {}; its keys are: {}",
-                arg_name(&key),
-                args.by,
+                "--sort {} does not sort --by {view}; its keys are: {}",
+                arg_name(&arg),
                 keys.join(", ")
             );
         }
     }
     let columns = match &args.output {
-        Some(spec) => human::parse_columns(args.by, spec).map_err(anyhow::Error::msg)?,
-        None => human::default_columns(args.by),
+        Some(spec) => human::parse_columns(view, spec).map_err(anyhow::Error::msg)?,
+        None => human::default_columns(view),
     };
-    let wanted = view_reads(args, &columns);
+    let wanted = view_reads(args, view, &columns);
     // --save reads everything, so that the capture shows every view.
     let walk = if args.save.is_some() {
         Reads::ALL
@@ -216,11 +301,11 @@ fn run(args: &Args) -> Result<ExitCode> {
         wanted
     };
     let layout = Layout {
-        view: args.by,
+        view,
         columns,
         sizes: Sizes { bytes: args.bytes },
         headings: !args.noheadings,
-        sort: args.sort.map(|k| (k, args.reverse)),
+        sort: args.sort.map(|k| (k.into(), args.reverse)),
     };
     let filter = Filter {
         pids: args.pid.clone(),
@@ -380,4 +465,30 @@ fn missing_pids(args: &Args, report: &Report, analysis: Option<&Analysis>) -> bo
 fn unmet(report: &Report, asked: Asked) -> bool {
     (asked.reads.unheld && report.totals.unheld.is_none())
         || (asked.reads.importers && report.totals.system.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_is_named_as_the_command_line_names_it() {
+        for &arg in ViewArg::value_variants() {
+            let name = arg.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(View::from(arg).to_string(), name);
+        }
+    }
+
+    #[test]
+    fn each_sort_key_of_the_command_line_is_another_key_that_sorts_a_view() {
+        let views = ViewArg::value_variants().iter().map(|&v| View::from(v));
+        let keys: Vec<SortKey> = SortKeyArg::value_variants()
+            .iter()
+            .map(|&k| k.into())
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert!(!keys[..i].contains(key), "{key:?} twice");
+            assert!(views.clone().any(|v| key.applies_to(v)), "{key:?}");
+        }
+    }
 }

@@ -248,37 +248,38 @@ pub struct HolderRow<'a> {
     pub holder: &'a Holder,
 }
 
-/// What lists can be sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What lists can be sorted by: a column of theirs, compared;
+/// [`SortKey::applies_to`] says which lists have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
-    /// Buffers by inode number.
+    /// A buffer's inode number.
     Ino,
-    /// Buffers or exporters by size.
+    /// The size of a buffer, or of an exporter's buffers.
     Size,
-    /// Buffers or exporters by exporter name.
+    /// The exporter's name.
     Exporter,
-    /// Buffers by name.
+    /// A buffer's name.
     Name,
-    /// Buffers, exporters, users or cgroups by the number of processes
-    /// holding them.
+    /// The number of processes that hold a buffer, an exporter's buffers,
+    /// or run as a user or in a cgroup.
     Procs,
-    /// Processes by pid.
+    /// A process's pid.
     Pid,
-    /// Processes by command name.
+    /// A process's command name.
     Command,
-    /// Processes, users or cgroups by Rss.
+    /// Rss.
     Rss,
-    /// Processes, users or cgroups by Pss.
+    /// Pss.
     Pss,
-    /// Processes, exporters, users or cgroups by number of buffers.
+    /// The number of buffers.
     Bufs,
-    /// Processes, users or cgroups by number of dma-buf fds.
+    /// The number of dma-buf fds.
     Fds,
-    /// Processes, users or cgroups by number of mappings.
+    /// The number of mappings of dma-bufs.
     Maps,
-    /// Processes or users by user name (uid where it has none).
+    /// The user's name, or its uid where it has none.
     User,
-    /// Processes or cgroups by cgroup.
+    /// The cgroup's path.
     Cgroup,
 }
 
@@ -414,20 +415,20 @@ impl SortKey {
     }
 }
 
-/// The lists of the human output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// The lists of the human output, by what one line of them is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
-    /// One line per buffer, with its holders.
+    /// A buffer, with its holders.
     Buffer,
-    /// One line per process, with its Rss and Pss.
+    /// A process, with its Rss and Pss.
     Process,
-    /// One line per exporter.
+    /// An exporter, over its buffers.
     Exporter,
-    /// One line per process and buffer it holds, like lsof.
+    /// A process's hold on one buffer, like a line of lsof.
     Holder,
-    /// One line per user, over the processes it runs.
+    /// A user, over the processes it runs.
     User,
-    /// One line per cgroup, over the processes in it.
+    /// A cgroup, over the processes in it.
     Cgroup,
 }
 
