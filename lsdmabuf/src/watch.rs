@@ -32,7 +32,12 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds: give one like 2 or 0.5"))?;
-    if !secs.is_finite() || secs < MIN_INTERVAL.as_secs_f64() {
+    if !secs.is_finite() {
+        return Err(format!(
+            "`{s}` is not a number of seconds: give a finite one like 2 or 0.5"
+        ));
+    }
+    if secs < MIN_INTERVAL.as_secs_f64() {
         return Err(format!(
             "{s} s is too short: the interval is at least {} s",
             MIN_INTERVAL.as_secs_f64()
@@ -205,6 +210,14 @@ mod tests {
         for bad in ["0", "-1", "0.01", "nan", "inf", "1e9", "two", ""] {
             let e = parse_interval(bad).unwrap_err();
             assert!(e.contains("seconds") || e.contains(" s "), "{bad}: {e}");
+        }
+        // Not a number is not too short, nor too long.
+        for bad in ["inf", "-inf", "nan", "NaN", "infinity"] {
+            let e = parse_interval(bad).unwrap_err();
+            assert!(
+                e.contains("not a number of seconds") && !e.contains("too"),
+                "{bad}: {e}"
+            );
         }
     }
 }
