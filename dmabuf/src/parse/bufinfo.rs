@@ -189,7 +189,17 @@ pub fn parse(text: &str) -> Result<BufInfo, ParseError> {
             "no `Total N objects, M bytes` line",
         ));
     }
-    let bytes: u64 = info.buffers.iter().map(|b| b.size).sum();
+    let Some(bytes) = info
+        .buffers
+        .iter()
+        .try_fold(0u64, |sum, b| sum.checked_add(b.size))
+    else {
+        return Err(ParseError::new(
+            WHAT,
+            None,
+            "the entries' sizes add up to more than 2^64 bytes",
+        ));
+    };
     if info.total_objects != info.buffers.len() as u64 || info.total_bytes != bytes {
         return Err(ParseError::new(
             WHAT,
@@ -208,6 +218,23 @@ pub fn parse(text: &str) -> Result<BufInfo, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_that_add_up_past_2_64_are_an_error() {
+        let entry = |ino: u64| {
+            format!(
+                "{}\t00000002\t00080007\t00000001\tsystem\t{ino:08}\t<none>\n\tAttached Devices:\nTotal 0 devices attached\n\n",
+                u64::MAX
+            )
+        };
+        let text = format!(
+            "\nDma-buf Objects:\nsize    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n{}{}\nTotal 2 objects, 18446744073709551614 bytes\n",
+            entry(1),
+            entry(2)
+        );
+        let e = parse(&text).unwrap_err();
+        assert!(e.reason.contains("more than 2^64"), "{e}");
+    }
 
     #[test]
     fn empty_list() {

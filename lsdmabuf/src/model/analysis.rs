@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use dmabuf::parse::{bufinfo, maps};
 
-use super::procfs::{digest, link_name, Digest, Facts};
+use super::procfs::{digest, link_name, parse_warning, too_large, Digest, Facts};
 use super::report::{
     Buffer, Count, Exporter, Group, Holder, Process, Report, ScanNotes, SizeFrom, Totals,
     Unreadable,
@@ -66,9 +66,18 @@ fn parse_bufinfo(
     warnings: &mut Vec<String>,
 ) -> Option<bufinfo::BufInfo> {
     match text.map(bufinfo::parse) {
-        Some(Ok(info)) => Some(info),
+        Some(Ok(mut info)) => {
+            info.buffers.retain(|b| match too_large(b.size) {
+                Some(why) => {
+                    warnings.push(format!("{what}: inode {}: {why}; not counted", b.ino));
+                    false
+                }
+                None => true,
+            });
+            Some(info)
+        }
         Some(Err(e)) => {
-            warnings.push(format!("{what}: {e}"));
+            warnings.push(parse_warning(what, &e));
             None
         }
         None => None,
@@ -128,7 +137,7 @@ impl Analysis {
             for m in d.mappings {
                 let hold = a.holds.entry((m.inode, p.pid)).or_default();
                 hold.mappings += 1;
-                hold.mapped_bytes += m.end - m.start;
+                hold.mapped_bytes = hold.mapped_bytes.saturating_add(m.end.saturating_sub(m.start));
                 mapped_only.push((p.pid, m));
             }
         }
@@ -234,11 +243,12 @@ impl Analysis {
                     name: b.name.clone().or_else(maps_name),
                     importers: None,
                 }
-            } else if let Some(st) = raw
-                .map_files
-                .iter()
-                .find(|s| s.pid == *pid && s.range == m.map_files_name() && s.stat.ino == ino)
-            {
+            } else if let Some(st) = raw.map_files.iter().find(|s| {
+                s.pid == *pid
+                    && s.range == m.map_files_name()
+                    && s.stat.ino == ino
+                    && too_large(s.stat.size).is_none()
+            }) {
                 Facts {
                     size: st.stat.size,
                     size_from: SizeFrom::MapFiles,
@@ -250,7 +260,7 @@ impl Analysis {
                 // A mapping of `len` bytes at file offset `offset` shows the
                 // buffer is at least `offset + len` long.
                 Facts {
-                    size: m.offset + (m.end - m.start),
+                    size: m.offset.saturating_add(m.end.saturating_sub(m.start)),
                     size_from: SizeFrom::Mappings,
                     exporter: None,
                     name: maps_name(),
@@ -353,15 +363,15 @@ impl Analysis {
                     )
                 });
             e.buffers += 1;
-            e.size += facts.size;
+            e.size = e.size.saturating_add(facts.size);
             e.exact &= exact;
             totals.buffers += 1;
-            totals.size += facts.size;
+            totals.size = totals.size.saturating_add(facts.size);
             totals.exact &= exact;
             if unheld {
                 if let Some(u) = &mut totals.unheld {
                     u.buffers += 1;
-                    u.size += facts.size;
+                    u.size = u.size.saturating_add(facts.size);
                 }
             }
             for &(pid, h) in chosen() {
@@ -383,15 +393,15 @@ impl Analysis {
                 p.buffers += 1;
                 p.fds += h.fds.len();
                 p.mappings += h.mappings;
-                p.rss += facts.size;
-                p.pss += share(ino);
+                p.rss = p.rss.saturating_add(facts.size);
+                p.pss = p.pss.saturating_add(share(ino));
                 p.exact &= exact;
                 let add = |g: &mut GroupSum| {
                     g.pids.insert(pid);
                     g.sizes.insert(ino, facts.size);
                     g.fds += h.fds.len();
                     g.mappings += h.mappings;
-                    g.pss += share(ino);
+                    g.pss = g.pss.saturating_add(share(ino));
                     g.exact &= exact;
                 };
                 if reads.users {
@@ -416,8 +426,8 @@ impl Analysis {
             totals.processes += 1;
             totals.fds += p.fds;
             totals.mappings += p.mappings;
-            totals.rss += p.rss;
-            totals.pss += p.pss;
+            totals.rss = totals.rss.saturating_add(p.rss);
+            totals.pss = totals.pss.saturating_add(p.pss);
         }
         Report {
             buffers,
@@ -482,7 +492,7 @@ impl GroupSum {
             buffers: self.sizes.len(),
             fds: self.fds,
             mappings: self.mappings,
-            rss: self.sizes.values().sum(),
+            rss: self.sizes.values().fold(0, |sum, s| sum.saturating_add(*s)),
             pss: self.pss,
             exact: self.exact,
         }

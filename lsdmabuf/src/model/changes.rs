@@ -66,7 +66,8 @@ pub struct Changes {
 }
 
 fn delta(before: u64, after: u64) -> i64 {
-    after as i64 - before as i64
+    let d = i128::from(after) - i128::from(before);
+    d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 impl Changes {

@@ -206,6 +206,26 @@ pub(super) fn link_name(link: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The largest size a file can have, `loff_t`'s largest: a dma-buf
+/// (whose size is its file's `st_size`) is never larger.
+pub const MAX_SIZE: u64 = i64::MAX as u64;
+
+/// Why `size` cannot be a buffer's; `None` when it can.
+pub(super) fn too_large(size: u64) -> Option<String> {
+    (size > MAX_SIZE).then(|| {
+        format!("size {size} is larger than any file can be ({MAX_SIZE} bytes)")
+    })
+}
+
+/// A parse error of the text of `what` (`fdinfo`, `bufinfo (before the
+/// walk)`), named once: `what line N: reason`.
+pub(super) fn parse_warning(what: &str, e: &ParseError) -> String {
+    match e.line {
+        Some(n) => format!("{what} line {n}: {}", e.reason),
+        None => format!("{what}: {}", e.reason),
+    }
+}
+
 /// The buffer behind one dma-buf fd, its fdinfo parsed (`info`): its inode
 /// number and what is known.
 fn fd_facts(
@@ -217,8 +237,18 @@ fn fd_facts(
     let path = || format!("/proc/{pid}/fd/{}", fd.fd);
     let info = match info {
         Some(Ok(info)) => Some(info),
+        Some(Err(e)) if fd.stat.is_none() => {
+            // Nothing else names the buffer: say why once, not also that
+            // no inode number was found.
+            warnings.push(format!(
+                "{}: {}; the fd is not counted",
+                path(),
+                parse_warning("fdinfo", &e)
+            ));
+            return None;
+        }
         Some(Err(e)) => {
-            warnings.push(format!("{}: fdinfo: {e}", path()));
+            warnings.push(format!("{}: {}", path(), parse_warning("fdinfo", &e)));
             None
         }
         None => None,
@@ -240,6 +270,10 @@ fn fd_facts(
             return None;
         }
     };
+    if let Some(why) = too_large(size) {
+        warnings.push(format!("{}: {why}; the fd is not counted", path()));
+        return None;
+    }
     let (exporter, name) = match d {
         Some(d) => (Some(d.exp_name), d.name.or_else(|| link_name(&fd.link))),
         None => (None, link_name(&fd.link)),
@@ -333,7 +367,7 @@ pub fn digest(p: &RawProcess) -> Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_walks::{raw, MAPS};
+    use crate::model::test_walks::{fd, holder, raw, MAPS};
     use crate::model::{Analysis, Filter};
 
     #[test]
@@ -370,6 +404,71 @@ mod tests {
         assert_eq!(
             report.scan.warnings,
             ["/proc/10/maps: maps line 4: offset `0000zz00` is not a hexadecimal number"]
+        );
+    }
+
+    #[test]
+    fn an_fdinfo_that_does_not_parse_is_named_once() {
+        let mut r = raw("");
+        let fdinfo = r.processes[0].fds[0].fdinfo.as_mut().unwrap();
+        *fdinfo = fdinfo.replace("size:\t8192", "size:\tabc");
+        let report = Analysis::new(&r).report(&Filter::default());
+        assert!(report.buffers.is_empty());
+        assert_eq!(
+            report.scan.warnings,
+            ["/proc/10/fd/4: fdinfo line 5: size `abc` is not a decimal number; the fd is not \
+              counted"]
+        );
+    }
+
+    #[test]
+    fn sizes_no_file_can_have_are_not_counted() {
+        // Process 10 holds buffer 41 (8K); process 11 one of an impossible
+        // size, by fd, and 12 one by a mapping no file could hold.
+        for huge in [u64::MAX, 1 << 63] {
+            let mut r = raw("");
+            r.processes.push(holder(11, "x", vec![fd(3, 50, huge, "system")]));
+            r.processes.push(RawProcess {
+                maps: format!(
+                    "7f0000000000-7f0000001000 rw-s {:x} 00:0b 51 /dmabuf:\n",
+                    u64::MAX - 0x800
+                ),
+                ..holder(12, "y", vec![])
+            });
+            r.map_files.push(crate::raw::MapFileStat {
+                pid: 12,
+                range: "7f0000000000-7f0000001000".into(),
+                stat: FileStat { ino: 51, size: huge },
+            });
+            let report = Analysis::new(&r).report(&Filter::default());
+            assert_eq!(
+                report.scan.warnings,
+                [format!(
+                    "/proc/11/fd/3: size {huge} is larger than any file can be \
+                     (9223372036854775807 bytes); the fd is not counted"
+                )]
+            );
+            // 51's size is a lower bound that saturates; the sums with it too.
+            let b51 = report.buffers.iter().find(|b| b.ino == 51).unwrap();
+            assert_eq!((b51.size, b51.size_from), (u64::MAX, SizeFrom::Mappings));
+            assert_eq!(
+                (report.totals.buffers, report.totals.size, report.totals.rss),
+                (2, u64::MAX, u64::MAX)
+            );
+            assert_eq!(report.processes[0].rss, 8192);
+        }
+    }
+
+    #[test]
+    fn a_bufinfo_that_does_not_parse_is_named_once() {
+        let mut r = raw("");
+        r.bufinfo = Some(
+            "\nDma-buf Objects:\nsize    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n".into(),
+        );
+        let report = Analysis::new(&r).report(&Filter::default());
+        assert_eq!(
+            report.scan.warnings,
+            ["bufinfo: no `Total N objects, M bytes` line"]
         );
     }
 
