@@ -560,7 +560,7 @@ pub fn watch(scene: &Scene, f: &Factory) -> Result<String> {
         &c["new"][0],
         &json!({"size": 3 * page, "name": "watch-new", "exporter": "system", "processes": 1,
                 "holders": [{"pid": me, "command": crate::want::comm(me), "fds": [new_fd],
-                             "mappings": 0, "mapped_bytes": 0}]}),
+                             "mappings": 0, "mapped_bytes": 0, "pss": 3 * page}]}),
     )?;
     same_object(
         "tick 1's gone buffer",

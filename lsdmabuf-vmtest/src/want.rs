@@ -192,12 +192,13 @@ impl<'a> Want<'a> {
                     "exporter": s.exporter,
                     "name": s.buf.name,
                     "processes": s.holders.len(),
-                    "holders": s.holders.iter().map(|(pid, h)| json!({
+                    "holders": s.holders.iter().enumerate().map(|(i, (pid, h))| json!({
                         "pid": pid,
                         "command": comm(*pid),
                         "fds": h.fds.iter().collect::<Vec<_>>(),
                         "mappings": h.maps.len(),
                         "mapped_bytes": h.maps.iter().map(|m| m.end - m.start).sum::<u64>(),
+                        "pss": pss_share(s.size, s.holders.len(), i),
                     })).collect::<Vec<_>>(),
                 });
                 if self.importers {
@@ -241,7 +242,8 @@ impl<'a> Want<'a> {
             p[1] += h.fds.len() as u64;
             p[2] += h.maps.len() as u64;
             p[3] += s.size;
-            p[4] += s.size / s.holders.len() as u64;
+            let i = s.holders.iter().position(|(p, _)| *p == pid).unwrap_or(0);
+            p[4] += pss_share(s.size, s.holders.len(), i);
             *exact &= s.exact();
         }
         out
@@ -383,6 +385,14 @@ impl<'a> Want<'a> {
             "system": if self.root { self.system() } else { Value::Null },
         })
     }
+}
+
+/// The Pss of the `i`th holder (in pid order) of a buffer of `size` bytes
+/// that `holders` processes hold: the size divided among them, the
+/// remainder a byte each to the first.
+pub fn pss_share(size: u64, holders: usize, i: usize) -> u64 {
+    let n = holders.max(1) as u64;
+    size / n + u64::from((i as u64) < size % n)
 }
 
 #[cfg(test)]

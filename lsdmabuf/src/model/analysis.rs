@@ -48,8 +48,6 @@ pub struct Analysis {
     owners: BTreeMap<i32, Owner>,
     /// (ino, pid) -> the hold.
     holds: BTreeMap<(u64, i32), Hold>,
-    /// ino -> number of holding processes.
-    holders: BTreeMap<u64, usize>,
     /// The buffers bufinfo listed before and after the walk that no process
     /// was seen holding; `None` when they were not looked for, or bufinfo
     /// could not be read twice.
@@ -173,9 +171,6 @@ impl Analysis {
                 a.unheld = Some(a.add_unheld(&before, after));
             }
         }
-        for &(ino, _) in a.holds.keys() {
-            *a.holders.entry(ino).or_default() += 1;
-        }
         for f in &raw.failures {
             notes.unreadable.push(Unreadable {
                 pid: f.pid,
@@ -297,7 +292,6 @@ impl Analysis {
             (filter.pids.is_empty() || filter.pids.contains(&pid)) && exporter_ok(ino)
         };
         let command = |pid: i32| self.commands.get(&pid).cloned().unwrap_or_default();
-        let share = |ino: u64| self.facts[&ino].size / self.holders[&ino] as u64;
         let reads = self.notes.reads();
 
         let mut buffers = Vec::new();
@@ -312,15 +306,18 @@ impl Analysis {
             ..Totals::default()
         };
         // Reused for every buffer: a report is made every tick of --watch.
-        let mut holds: Vec<(i32, &Hold)> = Vec::new();
+        let mut holds: Vec<(i32, &Hold, u64)> = Vec::new();
         for (&ino, facts) in &self.facts {
             holds.clear();
             holds.extend(
                 self.holds
                     .range((ino, i32::MIN)..=(ino, i32::MAX))
-                    .map(|(&(_, pid), h)| (pid, h)),
+                    .map(|(&(_, pid), h)| (pid, h, 0)),
             );
-            let chosen = || holds.iter().filter(|(pid, _)| selected(*pid, ino));
+            for (share, (_, _, pss)) in pss_shares(facts.size, holds.len()).zip(&mut holds) {
+                *pss = share;
+            }
+            let chosen = || holds.iter().filter(|(pid, _, _)| selected(*pid, ino));
             let unheld = holds.is_empty()
                 && filter.pids.is_empty()
                 && exporter_ok(ino)
@@ -339,12 +336,13 @@ impl Analysis {
                 processes: holds.len(),
                 holders: holds
                     .iter()
-                    .map(|(pid, h)| Holder {
+                    .map(|(pid, h, pss)| Holder {
                         pid: *pid,
                         command: command(*pid),
                         fds: h.fds.clone(),
                         mappings: h.mappings,
                         mapped_bytes: h.mapped_bytes,
+                        pss: *pss,
                     })
                     .collect(),
             });
@@ -374,7 +372,7 @@ impl Analysis {
                     u.size = u.size.saturating_add(facts.size);
                 }
             }
-            for &(pid, h) in chosen() {
+            for &(pid, h, share) in chosen() {
                 pids.insert(pid);
                 let owner = self.owners.get(&pid).unwrap_or(&NO_OWNER);
                 let p = processes.entry(pid).or_insert_with(|| Process {
@@ -394,14 +392,14 @@ impl Analysis {
                 p.fds += h.fds.len();
                 p.mappings += h.mappings;
                 p.rss = p.rss.saturating_add(facts.size);
-                p.pss = p.pss.saturating_add(share(ino));
+                p.pss = p.pss.saturating_add(share);
                 p.exact &= exact;
                 let add = |g: &mut GroupSum| {
                     g.pids.insert(pid);
                     g.sizes.insert(ino, facts.size);
                     g.fds += h.fds.len();
                     g.mappings += h.mappings;
-                    g.pss = g.pss.saturating_add(share(ino));
+                    g.pss = g.pss.saturating_add(share);
                     g.exact &= exact;
                 };
                 if reads.users {
@@ -449,6 +447,15 @@ impl Analysis {
             scan: self.notes.clone(),
         }
     }
+}
+
+/// The Pss of each of `holders` processes holding a buffer of `size`
+/// bytes, in pid order: the size divided among them, the remainder a byte
+/// each to the first, so that the shares add up to the size exactly.
+pub fn pss_shares(size: u64, holders: usize) -> impl Iterator<Item = u64> {
+    let n = holders.max(1) as u64;
+    let (share, rest) = (size / n, size % n);
+    (0..holders as u64).map(move |i| share + u64::from(i < rest))
 }
 
 /// A [`Group`] being summed.
@@ -531,6 +538,32 @@ mod tests {
             &format!("{entry}\tvgem\nTotal 1 devices attached"),
             1,
         )
+    }
+
+    #[test]
+    fn pss_shares_add_up_to_the_size() {
+        assert_eq!(pss_shares(16384, 3).collect::<Vec<_>>(), [5462, 5461, 5461]);
+        assert_eq!(pss_shares(8, 4).collect::<Vec<_>>(), [2, 2, 2, 2]);
+        assert_eq!(pss_shares(5, 0).count(), 0);
+        for (size, n) in [(0, 1), (1, 3), (4097, 7), (u64::MAX, 1000)] {
+            assert_eq!(pss_shares(size, n).map(u128::from).sum::<u128>(), u128::from(size));
+        }
+        // Three holders of 16K: the first in pid order gets the byte over.
+        let r = Analysis::new(&Raw {
+            processes: vec![
+                holder(30, "c", vec![fd(3, 41, 16384, "system")]),
+                holder(10, "a", vec![fd(3, 41, 16384, "system")]),
+                holder(20, "b", vec![fd(3, 41, 16384, "system")]),
+            ],
+            read: 3,
+            ..Raw::default()
+        })
+        .report(&Filter::default());
+        let pss: Vec<(i32, u64)> = r.processes.iter().map(|p| (p.pid, p.pss)).collect();
+        assert_eq!(pss, [(10, 5462), (20, 5461), (30, 5461)]);
+        let held: Vec<u64> = r.buffers[0].holders.iter().map(|h| h.pss).collect();
+        assert_eq!(held, [5462, 5461, 5461]);
+        assert_eq!(r.totals.pss, 16384);
     }
 
     #[test]
@@ -847,7 +880,17 @@ mod tests {
         assert_eq!((p.buffers.len(), p.users.as_ref()), (9, None));
         assert_eq!(
             (p.totals.size, p.totals.rss, p.totals.pss),
-            (106496, 176128, 106495)
+            (106496, 176128, 106496)
         );
+        // Each buffer's holders' Pss add up to its size, the processes'
+        // to the size of the buffers held, as --help says.
+        for b in &r.buffers {
+            if !b.holders.is_empty() {
+                assert_eq!(b.holders.iter().map(|h| h.pss).sum::<u64>(), b.size);
+            }
+        }
+        let held: u64 = r.buffers.iter().filter(|b| b.processes > 0).map(|b| b.size).sum();
+        assert_eq!(r.totals.pss, held);
+        assert_eq!(r.processes.iter().map(|p| p.pss).sum::<u64>(), held);
     }
 }

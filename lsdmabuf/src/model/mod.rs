@@ -10,10 +10,11 @@
 //!
 //! - a process's **Rss** is the sum of the sizes of the buffers it holds,
 //!   each counted once however many fds and mappings reach it;
-//! - its **Pss** is the sum, over those buffers, of the buffer's size
-//!   divided by the number of processes that hold it (integer division, in
-//!   bytes), so that the Pss of all processes adds up to the size of all
-//!   buffers, less the remainders.
+//! - its **Pss** is the sum, over those buffers, of its share of the
+//!   buffer's size: the size divided by the number of processes that hold
+//!   it, in bytes, the remainder of the division a byte each to the first
+//!   holders in pid order ([`pss_shares`]), so that the Pss of all
+//!   processes adds up exactly to the size of all buffers held.
 //!
 //! Its parts:
 //!
@@ -31,7 +32,7 @@ mod report;
 #[cfg(test)]
 mod test_walks;
 
-pub use analysis::{errno_name, Analysis, Filter};
+pub use analysis::{errno_name, pss_shares, Analysis, Filter};
 pub use changes::{Change, Changes, ProcessChange};
 pub use procfs::{
     cgroup_path, digest, dmabuf_mappings, fdinfo_ino, keep_maps, keep_maps_bytes, link_kind,

@@ -69,6 +69,10 @@ pub struct Holder {
     pub mappings: usize,
     /// The bytes those mappings span.
     pub mapped_bytes: u64,
+    /// Its share of the buffer's size: the size divided by the buffer's
+    /// holders, the remainder a byte each to the first holders in pid
+    /// order, so that the shares add up to the size.
+    pub pss: u64,
 }
 
 /// One process's dma-bufs.
