@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 
 use lsdmabuf::human::{self, Asked, Layout, Sizes};
 use lsdmabuf::model::{Analysis, Filter, Report, SortKey, View};
-use lsdmabuf::raw::{Raw, Reads};
+use lsdmabuf::raw::{self, Raw, Reads};
 use lsdmabuf::scan::{self, Options};
 use lsdmabuf::watch::{self, Watcher};
 
@@ -151,12 +151,15 @@ struct Args {
 
     /// Also write everything the walk read to FILE, for a bug report: it
     /// reads what every view needs (as root, the buffers no process holds
-    /// and their importers too). `--load FILE` shows it.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch"])]
+    /// and their importers too). `--load FILE` shows it. With --load, writes
+    /// the capture loaded in the current format.
+    #[arg(long, value_name = "FILE", conflicts_with = "watch")]
     save: Option<PathBuf>,
 
     /// Show what a --save wrote, on any machine, instead of walking /proc;
-    /// every view and option applies.
+    /// every view and option applies. `-` reads it from stdin. A capture
+    /// ends with a line that counts what it holds, so that one cut short is
+    /// an error; captures of earlier formats load too. At most 64 MiB.
     #[arg(long, value_name = "FILE", conflicts_with = "watch")]
     load: Option<PathBuf>,
 }
@@ -393,16 +396,19 @@ fn run(args: &Args) -> Result<ExitCode> {
     Ok(status)
 }
 
-/// Reads a capture, and checks that it holds what the options need.
+/// Reads a capture (`-`: stdin), and checks that it holds what the
+/// options need.
 fn load(path: &std::path::Path, wanted: Reads) -> Result<Raw> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--load: reading {}", path.display()))?;
-    let raw = Raw::from_capture(&text).with_context(|| {
-        format!(
-            "--load: {} is not a capture that lsdmabuf --save wrote",
-            path.display()
-        )
-    })?;
+    let name = raw::capture_name(path);
+    let text = raw::read_capture(path, &mut std::io::stdin().lock(), raw::MAX_CAPTURE)
+        .with_context(|| format!("--load: reading {name}"))?;
+    let (raw, format) = Raw::from_capture_format(&text).with_context(|| format!("--load: {name}"))?;
+    if format < raw::FORMAT {
+        eprintln!(
+            "lsdmabuf: --load: {name} is a capture of format {format}, which has no end line: \
+             whether it was cut short after its counts cannot be told"
+        );
+    }
     let had = raw.meta.reads;
     let lacking: Vec<&str> = [
         (
@@ -428,9 +434,8 @@ fn load(path: &std::path::Path, wanted: Reads) -> Result<Raw> {
     .collect();
     if !lacking.is_empty() {
         bail!(
-            "--load: {} was saved without {}: show it without them, or save it again with \
+            "--load: {name} was saved without {}: show it without them, or save it again with \
              --save, which reads them",
-            path.display(),
             lacking.join(", ")
         );
     }

@@ -14,7 +14,7 @@
 //! are shown as `\t` below:
 //!
 //! ```text
-//! lsdmabuf capture 2
+//! lsdmabuf capture 3
 //! == meta
 //! euid 0
 //! time 1764590400
@@ -40,10 +40,16 @@
 //! ...
 //! == map_files 104 7f3a1c000000-7f3a1c001000 ino 5 size 4096
 //! == user 0 root
+//! == end processes 1 sections 16 lines 22
 //! ```
 //!
-//! Captures of version 1 (no `meta`, `status`, `cgroup`, `bufinfo-before`
-//! or `user` sections) are read as well.
+//! The last line, `end`, counts the processes, the section lines before it
+//! and all lines before it: a capture cut short, or with lines lost, is an
+//! error, never a smaller walk. Captures of format 2 (without `end`) and
+//! 1 (nor `meta`, `status`, `cgroup`, `bufinfo-before` or `user` sections)
+//! are read as well; they must have their `counts` section, which they
+//! wrote after every process. A capture of a later format is refused as
+//! such. [`MAX_CAPTURE`] bounds what `--load` reads.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
@@ -190,11 +196,67 @@ impl fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
-const MAGIC: &str = "lsdmabuf capture 2";
-/// The version before `meta`, `status`, `cgroup`, `bufinfo-before` and
-/// `user`, still read.
-const MAGIC_1: &str = "lsdmabuf capture 1";
+/// The format [`Raw::to_capture`] writes: 3 has the `end` line.
+pub const FORMAT: u32 = 3;
+/// What the first line says before the format number.
+const MAGIC: &str = "lsdmabuf capture ";
 const SECTION: &str = "== ";
+
+/// The largest capture `--load` reads: 64 MiB, a thousand times a capture
+/// of a thousand processes holding a buffer each. A larger file is not
+/// one that `--save` wrote, and would take several times its size in
+/// memory to load.
+pub const MAX_CAPTURE: u64 = 64 << 20;
+
+/// The name `--load` gives the capture at `path`: `-` is stdin.
+pub fn capture_name(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        "stdin".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reads the capture at `path` with [`read_capture_text`]; `-` reads
+/// `stdin` instead, as `--load -` does.
+pub fn read_capture(
+    path: &std::path::Path,
+    stdin: &mut dyn std::io::Read,
+    limit: u64,
+) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        read_capture_text(stdin, limit)
+    } else {
+        read_capture_text(&mut std::fs::File::open(path)?, limit)
+    }
+}
+
+/// Reads a capture's text from `r`, refusing more than `limit` bytes and
+/// text that is not UTF-8 (procfs text is kept as UTF-8, invalid bytes
+/// replaced, so every capture is).
+pub fn read_capture_text(r: &mut dyn std::io::Read, limit: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    r.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, the most --load reads: not a capture that lsdmabuf --save wrote",
+                limit >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not text (byte {} is not UTF-8): not a capture that lsdmabuf --save wrote",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
 
 /// Appends `text` as a section body: as read, ending with a newline.
 fn body(out: &mut String, text: &str) {
@@ -207,7 +269,7 @@ fn body(out: &mut String, text: &str) {
 impl Raw {
     /// This walk as capture text.
     pub fn to_capture(&self) -> String {
-        let mut out = format!("{MAGIC}\n{SECTION}meta\n");
+        let mut out = format!("{MAGIC}{FORMAT}\n{SECTION}meta\n");
         let m = &self.meta;
         if let Some(euid) = m.euid {
             let _ = writeln!(out, "euid {euid}");
@@ -285,23 +347,53 @@ impl Raw {
         for (uid, name) in &self.users {
             let _ = writeln!(out, "{SECTION}user {uid} {}", one_line(name));
         }
+        let lines = out.lines().count();
+        let sections = out.lines().filter(|l| l.starts_with(SECTION)).count();
+        let _ = writeln!(
+            out,
+            "{SECTION}end processes {} sections {sections} lines {lines}",
+            self.processes.len()
+        );
         out
     }
 
-    /// Reads back what [`Raw::to_capture`] wrote.
+    /// Reads back what [`Raw::to_capture`] wrote, or an earlier format.
     pub fn from_capture(text: &str) -> Result<Raw, CaptureError> {
+        Raw::from_capture_format(text).map(|(raw, _)| raw)
+    }
+
+    /// [`Raw::from_capture`], and the capture's format: before 3, a capture
+    /// cut short after its `counts` section cannot be told from a whole one.
+    pub fn from_capture_format(text: &str) -> Result<(Raw, u32), CaptureError> {
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).peekable();
-        match lines.next() {
-            Some((_, MAGIC | MAGIC_1)) => {}
+        let first = lines.next().map_or("", |(_, l)| l);
+        let format: u32 = match first.strip_prefix(MAGIC).map(str::parse) {
+            Some(Ok(f @ 1..=FORMAT)) => f,
+            Some(Ok(f)) if f > FORMAT => {
+                return Err(err(
+                    1,
+                    format!(
+                        "written by a newer lsdmabuf: capture format {f}, and this lsdmabuf \
+                         reads formats 1 to {FORMAT}; load it with a newer lsdmabuf"
+                    ),
+                ))
+            }
             _ => {
                 return Err(err(
                     1,
-                    format!("the first line is not `{MAGIC}` (nor `{MAGIC_1}`)"),
+                    format!(
+                        "not a capture that lsdmabuf --save wrote: the first line is not \
+                         `{MAGIC}{FORMAT}` (nor an earlier format)"
+                    ),
                 ))
             }
-        }
+        };
         let mut raw = Raw::default();
+        let (mut sections, mut counts, mut end) = (0usize, false, false);
         while let Some((n, line)) = lines.next() {
+            if end {
+                return Err(err(n, format!("`{line}` is after the `end` line")));
+            }
             let Some(head) = line.strip_prefix(SECTION) else {
                 return Err(err(n, format!("`{line}` is outside any section")));
             };
@@ -312,6 +404,9 @@ impl Raw {
                 text.push('\n');
             }
             let (kind, rest) = head.split_once(' ').unwrap_or((head, ""));
+            if kind != "end" {
+                sections += 1;
+            }
             let no_text = |text: &str| {
                 if text.is_empty() {
                     Ok(())
@@ -380,6 +475,7 @@ impl Raw {
                             format!("`{head}` is not `counts read N exited N kernel_threads N`"),
                         ));
                     };
+                    counts = true;
                     raw.read = num(n, "read", read)?;
                     raw.exited = num(n, "exited", exited)?;
                     raw.kernel_threads = num(n, "kernel_threads", kthreads)?;
@@ -412,10 +508,54 @@ impl Raw {
                         },
                     });
                 }
+                "end" if format >= 3 => {
+                    no_text(&text)?;
+                    let f: Vec<&str> = rest.split(' ').collect();
+                    let ["processes", processes, "sections", s, "lines", l] = f[..] else {
+                        return Err(err(
+                            n,
+                            format!("`{head}` is not `end processes N sections N lines N`"),
+                        ));
+                    };
+                    let want: [usize; 3] = [
+                        num(n, "processes", processes)?,
+                        num(n, "sections", s)?,
+                        num(n, "lines", l)?,
+                    ];
+                    let got = [raw.processes.len(), sections, n - 1];
+                    if got != want {
+                        return Err(err(
+                            n,
+                            format!(
+                                "the capture is not whole: its end line counts {} processes, {} \
+                                 sections and {} lines before it, and there are {}, {} and {}",
+                                want[0], want[1], want[2], got[0], got[1], got[2]
+                            ),
+                        ));
+                    }
+                    end = true;
+                }
                 _ => return Err(err(n, format!("unknown section `{head}`"))),
             }
         }
-        Ok(raw)
+        let last = text.lines().count();
+        if format >= 3 && !end {
+            return Err(err(
+                last,
+                format!(
+                    "the capture is cut short: it ends at line {last} without its `end` line"
+                ),
+            ));
+        }
+        if !counts {
+            return Err(err(
+                last,
+                format!(
+                    "the capture is cut short: it ends at line {last} without its `counts` section"
+                ),
+            ));
+        }
+        Ok((raw, format))
     }
 }
 
@@ -564,19 +704,19 @@ mod tests {
     #[test]
     fn rejects_bad_captures() {
         assert_eq!(Raw::from_capture("").unwrap_err().line, 1);
-        let e = Raw::from_capture(&format!("{MAGIC}\n== fd 3 /dmabuf:\n")).unwrap_err();
+        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== fd 3 /dmabuf:\n")).unwrap_err();
         assert!(e.reason.contains("process"), "{e}");
-        let e = Raw::from_capture(&format!("{MAGIC}\n== process 1 x\n== fdinfo 3\npos:\t0\n"))
+        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== process 1 x\n== fdinfo 3\npos:\t0\n"))
             .unwrap_err();
         assert_eq!(e.line, 3);
-        let e = Raw::from_capture(&format!("{MAGIC}\nstray\n")).unwrap_err();
+        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\nstray\n")).unwrap_err();
         assert!(e.reason.contains("outside"), "{e}");
         let e = Raw::from_capture(&format!(
-            "{MAGIC}\n== counts read x exited 0 kernel_threads 0\n"
+            "{MAGIC}{FORMAT}\n== counts read x exited 0 kernel_threads 0\n"
         ))
         .unwrap_err();
         assert!(e.reason.contains("`x`"), "{e}");
-        assert!(Raw::from_capture(&format!("{MAGIC}\n== what\n")).is_err());
+        assert!(Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== what\n")).is_err());
     }
 
     #[test]
@@ -588,11 +728,78 @@ mod tests {
         assert_eq!(raw.processes[0].status, None);
         assert_eq!(raw.meta, Meta::default());
         assert_eq!(raw.read, 2);
-        let e = Raw::from_capture("lsdmabuf capture 3\n").unwrap_err();
-        assert!(e.reason.contains("lsdmabuf capture 2"), "{e}");
-        let e = Raw::from_capture(&format!("{MAGIC}\n== meta\nreads users sizes\n")).unwrap_err();
+
+        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== meta\nreads users sizes\n")).unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.reason.contains("sizes"), "{e}");
+    }
+
+    /// lsdmabuf-vmtest's scene, saved in format 3 and, before it, in 2.
+    const SCENE: &str = include_str!("../testdata/scene.capture");
+    const SCENE_2: &str = include_str!("../testdata/scene-2.capture");
+
+    #[test]
+    fn a_capture_cut_short_is_an_error() {
+        assert!(SCENE.starts_with("lsdmabuf capture 3\n"));
+        let whole = Raw::from_capture(SCENE).unwrap();
+        assert_eq!(whole.processes.len(), 6);
+        let lines: Vec<&str> = SCENE.lines().collect();
+        for n in 0..lines.len() {
+            let cut = lines[..n].join("\n");
+            assert!(Raw::from_capture(&cut).is_err(), "the first {n} lines loaded");
+        }
+        // The first 100 lines, and the first line alone, say so.
+        let e = Raw::from_capture(&lines[..100].join("\n")).unwrap_err();
+        assert!(e.reason.contains("cut short"), "{e}");
+        let e = Raw::from_capture("lsdmabuf capture 3\n").unwrap_err();
+        assert!(e.reason.contains("cut short"), "{e}");
+        // A line lost in the middle.
+        let lost = SCENE.replacen("pos:\t0\n", "", 1);
+        let e = Raw::from_capture(&lost).unwrap_err();
+        assert!(e.reason.contains("not whole"), "{e}");
+        let after = format!("{SCENE}== user 1 x\n");
+        assert!(Raw::from_capture(&after).unwrap_err().reason.contains("after"));
+    }
+
+    #[test]
+    fn format_2_is_read_and_a_cut_one_refused() {
+        let (raw, format) = Raw::from_capture_format(SCENE_2).unwrap();
+        assert_eq!(format, 2);
+        // The same walk as the capture of format 3 made from it.
+        assert_eq!(raw, Raw::from_capture(SCENE).unwrap());
+        let first_100: String = SCENE_2.lines().take(100).map(|l| format!("{l}\n")).collect();
+        let e = Raw::from_capture(&first_100).unwrap_err();
+        assert!(e.reason.contains("cut short"), "{e}");
+        let e = Raw::from_capture("lsdmabuf capture 2\n").unwrap_err();
+        assert!(e.reason.contains("cut short") && e.reason.ends_with("section"), "{e}");
+    }
+
+    #[test]
+    fn a_newer_format_is_named_so() {
+        let e = Raw::from_capture("lsdmabuf capture 99\n== meta\n").unwrap_err();
+        assert!(e.reason.contains("written by a newer lsdmabuf"), "{e}");
+        assert!(!e.reason.contains("not a capture"), "{e}");
+        for not in ["", "hello\n", "lsdmabuf capture x\n", "lsdmabuf capture 0\n"] {
+            let e = Raw::from_capture(not).unwrap_err();
+            assert!(e.reason.contains("not a capture"), "{not:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn what_load_reads_is_bounded() {
+        let e = read_capture_text(&mut std::io::repeat(b'x'), 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
+        let e = read_capture_text(&mut &b"lsdmabuf capture 3\n\xff"[..], 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        let text = read_capture_text(&mut SCENE.as_bytes(), SCENE.len() as u64).unwrap();
+        assert_eq!(text, SCENE);
+        // `--load -` reads stdin, not a file named `-`.
+        let dash = std::path::Path::new("-");
+        assert_eq!(capture_name(dash), "stdin");
+        let text = read_capture(dash, &mut SCENE.as_bytes(), MAX_CAPTURE).unwrap();
+        assert_eq!(text, SCENE);
+        let e = read_capture(std::path::Path::new("/dev/zero"), &mut &b""[..], 1 << 20);
+        assert!(e.unwrap_err().to_string().contains("larger than 1 MiB"));
     }
 
     #[test]
