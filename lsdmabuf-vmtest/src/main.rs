@@ -371,6 +371,7 @@ fn synthetic_timings(tap: &mut Tap, dir: &std::path::Path, args: &Args) {
         proc: root.clone(),
         bufinfo: format!("{root}/bufinfo"),
         passwd: format!("{root}/passwd"),
+        fs: lsdmabuf::scan::FsProbe::Described,
         ..lsdmabuf::scan::Options::default()
     };
     let timings = match speed::measure(&opts, args.runs) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A /proc-like tree, for timing the scan where there are no dma-bufs (the
-//! host): `PID/fd/N` links, `PID/fdinfo/N`, `PID/maps`, `PID/comm`,
+//! host): `PID/fd/N` links, `PID/fdinfo/N`, `PID/fdfs/N` (what statfs()
+//! and stat() say of a dma-buf fd's file, as lsdmabuf's
+//! `FsProbe::Described` reads it), `PID/maps`, `PID/comm`,
 //! `PID/status`, `PID/cgroup` and a `bufinfo`, for processes that hold one
 //! buffer each the way the speed check's crowd does ([`crate::speed::holds`]).
 //! The text is this process's own maps and status, and fdinfo and bufinfo
@@ -62,6 +64,10 @@ pub fn build(dir: &Path, n: usize, page: u64) -> Result<()> {
         ];
         if by_fd {
             links.push((6, "/dmabuf:".into()));
+            let fdfs = p.join("fdfs");
+            fs::create_dir_all(&fdfs)?;
+            // The dmabuf filesystem on device 0:15, `00:0f` in maps.
+            fs::write(fdfs.join("6"), "444d4142 0:15\n")?;
             fs::write(
                 fdinfo.join("6"),
                 format!(

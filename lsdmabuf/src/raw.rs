@@ -20,6 +20,7 @@
 //! time 1764590400
 //! kernel 6.12.117
 //! reads users cgroups unheld importers
+//! dmabuf_dev 0:11
 //! == process 104 lsdmabuf-vmtest
 //! == status
 //! Uid:\t0\t0\t0\t0
@@ -40,7 +41,7 @@
 //! ...
 //! == map_files 104 7f3a1c000000-7f3a1c001000 ino 5 size 4096
 //! == user 0 root
-//! == end processes 1 sections 16 lines 22
+//! == end processes 1 sections 16 lines 23
 //! ```
 //!
 //! The last line, `end`, counts the processes, the section lines before it
@@ -121,6 +122,12 @@ pub struct Meta {
     pub kernel: Option<String>,
     /// What the walk read beyond the fds, fdinfo, maps and comm.
     pub reads: Reads,
+    /// The device (major, minor) of the dmabuf filesystem, from stat() of
+    /// an fd that statfs() found on it: a mapping is of a dma-buf when
+    /// maps gives it this device. `None` when the walk met no dma-buf fd
+    /// (and in captures before format 3): then a mapping of a file named
+    /// `/dmabuf:...` on a device of major 0 is taken for one.
+    pub dmabuf_dev: Option<(u32, u32)>,
 }
 
 /// One process that holds at least one dma-buf.
@@ -291,6 +298,9 @@ impl Raw {
         .map(|(_, name)| format!(" {name}"))
         .collect();
         let _ = writeln!(out, "reads{reads}");
+        if let Some((major, minor)) = m.dmabuf_dev {
+            let _ = writeln!(out, "dmabuf_dev {major}:{minor}");
+        }
         for p in &self.processes {
             // comm never holds a newline: the kernel cuts it at 15 bytes and
             // prints control characters as they are, so escape them.
@@ -569,6 +579,13 @@ fn meta(n: usize, text: &str) -> Result<Meta, CaptureError> {
             "euid" => m.euid = Some(num(line_n, "euid", value)?),
             "time" => m.time = Some(num(line_n, "time", value)?),
             "kernel" => m.kernel = Some(value.to_string()),
+            "dmabuf_dev" => {
+                let (major, minor) = value.split_once(':').unwrap_or((value, ""));
+                m.dmabuf_dev = Some((
+                    num(line_n, "major", major)?,
+                    num(line_n, "minor", minor)?,
+                ));
+            }
             "reads" => {
                 for word in value.split_whitespace() {
                     match word {
@@ -681,6 +698,7 @@ mod tests {
                 euid: Some(0),
                 time: Some(1764590400),
                 kernel: Some("6.12.117".into()),
+                dmabuf_dev: Some((0, 11)),
                 reads: Reads {
                     users: true,
                     cgroups: false,

@@ -32,6 +32,7 @@ use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::read;
 
 use dmabuf::parse::fdinfo;
+use dmabuf::uapi::dma_buf::DMA_BUF_MAGIC;
 
 use crate::model::{self, Analysis, Digest, LinkKind};
 use crate::raw::{Failure, FileStat, MapFileStat, Meta, Raw, RawFd, RawProcess, Reads};
@@ -45,10 +46,34 @@ pub const BUFINFO: &str = dmabuf::sys::BUFINFO;
 /// Where the names of users are.
 pub const PASSWD: &str = "/etc/passwd";
 
+/// How a walk tells which filesystem the file of an fd is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FsProbe {
+    /// statfs() of `/proc/PID/fd/N`, which follows procfs' magic link to
+    /// the file itself, and stat() of it for its device.
+    #[default]
+    Kernel,
+    /// A tree laid out like /proc whose fd links lead nowhere (tests,
+    /// `lsdmabuf-vmtest --synthetic`): the file `PID/fdfs/N` says what
+    /// statfs() and stat() would, `F_TYPE MAJOR:MINOR` (`f_type` in hex).
+    Described,
+}
+
+/// The filesystem a file is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFs {
+    /// statfs() `f_type`.
+    pub magic: u64,
+    /// stat() `st_dev`, as (major, minor); `None` when not asked for.
+    pub dev: Option<(u32, u32)>,
+}
+
 /// What a walk reads, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub reads: Reads,
+    /// How it tells a dma-buf's file: [`FsProbe::Kernel`].
+    pub fs: FsProbe,
     /// procfs: [`PROC`].
     pub proc: String,
     /// debugfs bufinfo: [`BUFINFO`].
@@ -61,6 +86,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             reads: Reads::default(),
+            fs: FsProbe::Kernel,
             proc: PROC.into(),
             bufinfo: BUFINFO.into(),
             passwd: PASSWD.into(),
@@ -164,6 +190,7 @@ pub fn scan_digested(opts: &Options, threads: usize) -> Result<(Raw, Vec<Digest>
         w.user_names();
     }
     w.raw.meta = Meta {
+        dmabuf_dev: w.raw.meta.dmabuf_dev,
         euid: Some(nix::unistd::geteuid().as_raw()),
         time: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -265,6 +292,7 @@ impl<'a> Walker<'a> {
         for w in walkers {
             let raw = w.raw;
             all.raw.bufinfo_before = all.raw.bufinfo_before.or(raw.bufinfo_before);
+            all.raw.meta.dmabuf_dev = all.raw.meta.dmabuf_dev.or(raw.meta.dmabuf_dev);
             processes.extend(raw.processes.into_iter().zip(w.digests));
             all.raw.read += raw.read;
             all.raw.exited += raw.exited;
@@ -474,6 +502,23 @@ impl<'a> Walker<'a> {
             if kind == LinkKind::Other {
                 continue;
             }
+            // A link that reads /dmabuf: is any file of that name (a tmpfs
+            // file opened as /dmabuf:frame): a dma-buf is a file on the
+            // dmabuf filesystem.
+            if kind == LinkKind::DmaBuf {
+                match self.file_fs(dir.as_fd(), pid, fd) {
+                    Ok(fs) if fs.magic == DMA_BUF_MAGIC => {
+                        if let Some(dev) = fs.dev {
+                            self.raw.meta.dmabuf_dev = Some(dev);
+                        }
+                    }
+                    Ok(_) | Err(Errno::ENOENT) => continue,
+                    Err(e) => {
+                        self.fail(Some(pid), format!("/proc/{pid}/fd/{fd}"), e);
+                        continue;
+                    }
+                }
+            }
             let link = link.to_string_lossy().into_owned();
             let fdinfo = if kind == LinkKind::DmaBuf {
                 match self.read_record(&format!("{pid}/fdinfo/{fd}")) {
@@ -527,6 +572,32 @@ impl<'a> Walker<'a> {
         Ok((fds, digest))
     }
 
+    /// The filesystem of fd `fd` of `pid` (`dir` is its fd directory), and
+    /// its device while the walk does not know the dmabuf filesystem's.
+    fn file_fs(&mut self, dir: BorrowedFd<'_>, pid: i32, fd: i32) -> nix::Result<FileFs> {
+        let want_dev = self.raw.meta.dmabuf_dev.is_none();
+        match self.opts.fs {
+            FsProbe::Kernel => {
+                let name = fd.to_string();
+                let fs = nix::sys::statfs::statfs(
+                    format!("{}/{pid}/fd/{fd}", self.opts.proc).as_str(),
+                )?;
+                let magic = fs.filesystem_type().0 as u64;
+                let dev = if want_dev && magic == DMA_BUF_MAGIC {
+                    let st = fstatat(dir, name.as_str(), nix::fcntl::AtFlags::empty())?;
+                    Some((libc::major(st.st_dev), libc::minor(st.st_dev)))
+                } else {
+                    None
+                };
+                Ok(FileFs { magic, dev })
+            }
+            FsProbe::Described => {
+                let text = self.read(&format!("{pid}/fdfs/{fd}"))?;
+                parse_file_fs(&text).ok_or(Errno::EINVAL)
+            }
+        }
+    }
+
     /// Reads what tells the size of buffers seen only through mappings:
     /// bufinfo once, else stat() of a map_files entry per buffer. Reads
     /// bufinfo anyway when the buffers no process holds or the devices
@@ -572,6 +643,17 @@ impl<'a> Walker<'a> {
             }
         }
     }
+}
+
+/// What [`FsProbe::Described`] reads: `F_TYPE MAJOR:MINOR`, `f_type` in
+/// hex.
+pub fn parse_file_fs(text: &str) -> Option<FileFs> {
+    let (magic, dev) = text.trim().split_once(' ')?;
+    let (major, minor) = dev.split_once(':')?;
+    Some(FileFs {
+        magic: u64::from_str_radix(magic.trim_start_matches("0x"), 16).ok()?,
+        dev: Some((major.parse().ok()?, minor.parse().ok()?)),
+    })
 }
 
 /// Whether a walk reads bufinfo after it: for the buffers seen only through
@@ -714,8 +796,11 @@ mod tests {
     /// 10 holds 41 by fd and maps 42; 11 maps a line that does not parse;
     /// 12 holds nothing; 13 holds 41 too, by an fd with a name; bufinfo
     /// lists 41, 42 and 43, which no process holds.
-    fn tree() -> Tree {
-        let dir = std::env::temp_dir().join(format!("lsdmabuf-scan-test-{}", std::process::id()));
+    fn tree(name: &str) -> Tree {
+        let dir = std::env::temp_dir().join(format!(
+            "lsdmabuf-scan-test-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         let t = Tree(dir.clone());
         for (pid, fds) in [
@@ -738,6 +823,9 @@ mod tests {
         }
         write(&dir.join("10/fdinfo/3"), &fdinfo(41, 8192));
         write(&dir.join("13/fdinfo/5"), &fdinfo(41, 8192));
+        // What statfs() and stat() say of the dma-bufs' files.
+        write(&dir.join("10/fdfs/3"), DMABUF_FS);
+        write(&dir.join("13/fdfs/5"), DMABUF_FS);
         write(
             &dir.join("10/maps"),
             &format!("{MAPS}7f0000000000-7f0000001000 rw-s 00000000 00:0b 42                         /dmabuf:\n"),
@@ -764,10 +852,14 @@ mod tests {
         t
     }
 
+    /// The dmabuf filesystem, on device 0:11 (`00:0b` in maps).
+    const DMABUF_FS: &str = "444d4142 0:11\n";
+
     fn opts(t: &Tree, reads: Reads) -> Options {
         let root = t.0.display().to_string();
         Options {
             reads,
+            fs: FsProbe::Described,
             bufinfo: format!("{root}/bufinfo"),
             passwd: format!("{root}/passwd"),
             proc: root,
@@ -776,7 +868,7 @@ mod tests {
 
     #[test]
     fn walks_a_tree_like_proc() {
-        let t = tree();
+        let t = tree("walk");
         for reads in [Reads::default(), Reads::ALL] {
             for threads in [1, 3] {
                 let (raw, digests) = scan_digested(&opts(&t, reads), threads).unwrap();
@@ -823,5 +915,73 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_file_named_like_a_dmabuf_is_not_one() {
+        let t = tree("fake");
+        // 14 opened a tmpfs file at /dmabuf:fake-frame and mapped it: its
+        // link and its maps line read like a dma-buf's.
+        let p = t.0.join("14");
+        std::fs::create_dir_all(p.join("fd")).unwrap();
+        symlink("/dmabuf:fake-frame", p.join("fd/6")).unwrap();
+        write(&p.join("fdfs/6"), "1021994 0:23\n");
+        write(
+            &p.join("fdinfo/6"),
+            "pos:\t0\nflags:\t0100002\nmnt_id:\t25\nino:\t7\n",
+        );
+        write(
+            &p.join("maps"),
+            &format!("{MAPS}7f0000000000-7f0000004000 rw-s 00000000 00:17 7     /dmabuf:fake-frame\n"),
+        );
+        write(&p.join("comm"), "faker\n");
+        let (raw, digests) = scan_digested(&opts(&t, Reads::default()), 2).unwrap();
+        assert_eq!(raw.meta.dmabuf_dev, Some((0, 11)));
+        // The walk keeps 14's maps line, which the model then refuses.
+        assert_eq!(raw.read, 5);
+        assert!(raw.processes.iter().all(|p| p.fds.iter().all(|f| f.link != "/dmabuf:fake-frame")));
+        let r = Analysis::from_digests(&raw, digests).report(&Filter::default());
+        let pids: Vec<i32> = r.processes.iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [10, 13]);
+        let inos: Vec<u64> = r.buffers.iter().map(|b| b.ino).collect();
+        assert_eq!(inos, [41, 42]);
+        assert_eq!(r.totals.size, 16384);
+        // A capture of the walk knows the device too.
+        let again = Raw::from_capture(&raw.to_capture()).unwrap();
+        assert_eq!(again.meta.dmabuf_dev, Some((0, 11)));
+    }
+
+    #[test]
+    fn a_mapping_on_another_device_is_not_a_dmabuf() {
+        // As above, but the fake file's fd closed: only its mapping shows.
+        let mut raw = Raw {
+            processes: vec![RawProcess {
+                pid: 14,
+                comm: "faker".into(),
+                maps: "7f0000000000-7f0000004000 rw-s 00000000 00:17 7     /dmabuf:fake-frame\n"
+                    .into(),
+                ..RawProcess::default()
+            }],
+            read: 1,
+            ..Raw::default()
+        };
+        raw.meta.dmabuf_dev = Some((0, 11));
+        let r = Analysis::new(&raw).report(&Filter::default());
+        assert!(r.buffers.is_empty(), "{:?}", r.buffers);
+        // Without the device (a capture of format 2) the name decides.
+        raw.meta.dmabuf_dev = None;
+        assert_eq!(Analysis::new(&raw).report(&Filter::default()).buffers.len(), 1);
+    }
+
+    #[test]
+    fn what_statfs_says_in_a_tree() {
+        assert_eq!(
+            parse_file_fs("444d4142 0:11\n"),
+            Some(FileFs {
+                magic: DMA_BUF_MAGIC,
+                dev: Some((0, 11))
+            })
+        );
+        assert_eq!(parse_file_fs("zz 0:1"), None);
     }
 }

@@ -133,6 +133,11 @@ impl Analysis {
                 a.holds.entry((ino, p.pid)).or_default().fds.push(fd);
             }
             for m in d.mappings {
+                // Known, the dmabuf filesystem's device tells a dma-buf's
+                // mapping from a file's that is only named like one.
+                if raw.meta.dmabuf_dev.is_some_and(|dev| dev != (m.major, m.minor)) {
+                    continue;
+                }
                 let hold = a.holds.entry((m.inode, p.pid)).or_default();
                 hold.mappings += 1;
                 hold.mapped_bytes = hold.mapped_bytes.saturating_add(m.end.saturating_sub(m.start));
