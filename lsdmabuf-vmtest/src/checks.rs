@@ -270,13 +270,14 @@ fn human_processes(scene: &Scene) -> Result<String> {
 
 fn usage_errors() -> Result<String> {
     // Each bad input: its status, and words its message must hold.
+    // 1: nothing matched; 2: could not look, or a wrong command line.
     let cases: [(&[&str], i32, &[&str]); 8] = [
         (&["-p", "2147483647"], 1, &["no such process"]),
-        (&["--by", "exporter", "-s", "pss"], 1, &["size"]),
-        (&["-o", "nosuch"], 1, &["no column `nosuch`", "INO,SIZE"]),
+        (&["--by", "exporter", "-s", "pss"], 2, &["size"]),
+        (&["-o", "nosuch"], 2, &["no column `nosuch`", "INO,SIZE"]),
         (
             &["--by", "user", "-o", "ino"],
-            1,
+            2,
             &["no column `ino`", "USER,UID"],
         ),
         (&["--watch", "0"], 2, &["at least 0.1 s"]),
@@ -284,7 +285,7 @@ fn usage_errors() -> Result<String> {
         (&["--all", "-p", "1"], 2, &["cannot be used with"]),
         (
             &["--load", "/nonexistent"],
-            1,
+            2,
             &["--load: reading /nonexistent"],
         ),
     ];

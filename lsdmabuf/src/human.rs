@@ -823,7 +823,7 @@ pub struct Asked {
 }
 
 /// What to do about a file that could not be read: debugfs' bufinfo.
-fn bufinfo_advice(errno: &str) -> &'static str {
+pub(crate) fn bufinfo_advice(errno: &str) -> &'static str {
     match errno {
         "EACCES" | "EPERM" => "debugfs is root's: run as root",
         "ENOENT" => {
@@ -836,9 +836,9 @@ fn bufinfo_advice(errno: &str) -> &'static str {
 
 /// What the reader must know about the walk, one line each: processes that
 /// could not be read and why, buffers whose size is a lower bound, whether
-/// any dma-buf exists when no process holds one, what an option asked for
-/// and could not be read, kernels too old to tell buffers apart, text that
-/// could not be parsed. `root` is whether the walk ran as root (for the
+/// any dma-buf exists when no process holds one, kernels too old to tell
+/// buffers apart, text that could not be parsed. What an option asked for
+/// and could not be read is the verdict's ([`crate::verdict`]). `root` is whether the walk ran as root (for the
 /// advice to), when known.
 pub fn notes(report: &Report, root: Option<bool>, asked: Asked) -> Vec<String> {
     let s: &ScanNotes = &report.scan;
@@ -847,17 +847,6 @@ pub fn notes(report: &Report, root: Option<bool>, asked: Asked) -> Vec<String> {
         .unreadable
         .iter()
         .find(|u| u.pid.is_none() && u.path.ends_with("/bufinfo"));
-    let why_bufinfo = || {
-        bufinfo_failure.map_or(String::new(), |u| {
-            let advice = bufinfo_advice(&u.errno);
-            let advice = if advice.is_empty() {
-                String::new()
-            } else {
-                format!(": {advice}")
-            };
-            format!("{}: {}{advice}", u.path, u.error)
-        })
-    };
     let unreadable = s.unreadable_count();
     if unreadable > 0 {
         let why: Vec<String> = s
@@ -912,51 +901,18 @@ pub fn notes(report: &Report, root: Option<bool>, asked: Asked) -> Vec<String> {
         out.push(line);
     }
     if report.buffers.is_empty() && !asked.filtered {
-        out.push(match report.totals.system {
-            Some(c) if c.buffers == 0 => "no dma-buf exists: debugfs bufinfo lists none".into(),
-            Some(c) => format!(
-                "no process holds a dma-buf, but {} of {} exist (held by the kernel, a device or an fd in flight){}",
-                plural(c.buffers, "dma-buf", "dma-bufs"),
-                human_size(c.size),
-                if s.read_unheld {
-                    ""
-                } else {
-                    ": lsdmabuf --all lists them"
-                }
-            ),
-            None => {
-                let whose = if root == Some(false) {
-                    "that can be read "
-                } else {
-                    ""
-                };
-                let mut line = format!(
-                    "no process {whose}holds a dma-buf; whether any dma-buf exists, debugfs bufinfo would say"
-                );
-                let why = why_bufinfo();
-                if !why.is_empty() {
-                    let _ = write!(line, ": {why}");
-                }
-                line
-            }
-        });
+        out.push(none_listed(report, root));
     }
-    if asked.reads.unheld && report.totals.unheld.is_none() {
-        out.push(format!(
-            "--all: the buffers no process holds are not listed: {}",
-            non_empty(why_bufinfo(), "bufinfo could not be parsed")
-        ));
-    }
-    if asked.reads.importers && report.buffers.iter().any(|b| b.importers.is_none()) {
-        out.push(match bufinfo_failure {
-            Some(_) => format!(
-                "IMPORTERS is - for every buffer: bufinfo could not be read: {}",
-                why_bufinfo()
-            ),
-            None => {
-                "IMPORTERS is - for the buffers bufinfo did not list (made during the walk)".into()
-            }
-        });
+    // What --all and IMPORTERS could not read makes the exit status 2, and
+    // crate::verdict says why.
+    if asked.reads.importers
+        && bufinfo_failure.is_none()
+        && report.totals.system.is_some()
+        && report.buffers.iter().any(|b| b.importers.is_none())
+    {
+        out.push(
+            "IMPORTERS is - for the buffers bufinfo did not list (made during the walk)".into(),
+        );
     }
     if asked.reads.cgroups {
         let missing = s
@@ -1008,11 +964,54 @@ pub fn notes(report: &Report, root: Option<bool>, asked: Asked) -> Vec<String> {
     out
 }
 
-fn non_empty(s: String, otherwise: &str) -> String {
-    if s.is_empty() {
-        otherwise.to_string()
-    } else {
-        s
+/// Why a view without filters lists no buffer: none exists, or no process
+/// holds one (that can be read), and what debugfs bufinfo says of the
+/// others. `root` is whether the walk ran as root, when known.
+pub fn none_listed(report: &Report, root: Option<bool>) -> String {
+    let s = &report.scan;
+    match report.totals.system {
+        Some(c) if c.buffers == 0 => "no dma-buf exists: debugfs bufinfo lists none".into(),
+        Some(c) => format!(
+            "no process holds a dma-buf, but {} of {} exist (held by the kernel, a device or an fd in flight){}",
+            plural(c.buffers, "dma-buf", "dma-bufs"),
+            human_size(c.size),
+            if s.read_unheld {
+                ""
+            } else {
+                ": lsdmabuf --all lists them"
+            }
+        ),
+        None => {
+            let whose = if root == Some(false) {
+                "that can be read "
+            } else {
+                ""
+            };
+            let failure = s
+                .unreadable
+                .iter()
+                .find(|u| u.pid.is_none() && u.path.ends_with("/bufinfo"));
+            match failure {
+                Some(u) => {
+                    let advice = bufinfo_advice(&u.errno);
+                    format!(
+                        "no process {whose}holds a dma-buf; debugfs bufinfo, which would say \
+                         whether any dma-buf exists, could not be read: {}: {}{}",
+                        u.path,
+                        u.error,
+                        if advice.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {advice}")
+                        }
+                    )
+                }
+                None => format!(
+                    "no process {whose}holds a dma-buf; debugfs bufinfo, which would say \
+                     whether any dma-buf exists, was not read"
+                ),
+            }
+        }
     }
 }
 

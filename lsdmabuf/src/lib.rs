@@ -14,9 +14,12 @@
 //!   walks; parses with the `dmabuf` crate's parsers.
 //! - [`human`]: tables, CSV and sizes for people.
 //! - [`watch`]: `--watch`, a walk every few seconds and what changed.
+//! - [`verdict`]: the exit status and its reasons, one rule for a walk
+//!   and a capture.
 
 pub mod human;
 pub mod model;
 pub mod raw;
 pub mod scan;
+pub mod verdict;
 pub mod watch;

@@ -13,6 +13,7 @@ use lsdmabuf::human::{self, Asked, Layout, Sizes};
 use lsdmabuf::model::{Analysis, Filter, Report, SortKey, View};
 use lsdmabuf::raw::{self, Raw, Reads};
 use lsdmabuf::scan::{self, Options};
+use lsdmabuf::verdict::{self, Status, Verdict};
 use lsdmabuf::watch::{self, Watcher};
 
 const EXAMPLES: &str = "\
@@ -60,10 +61,18 @@ Columns (-o):
   --by user:     USER UID PROCS BUFS FDS MAPS RSS PSS
   --by cgroup:   CGROUP PROCS BUFS FDS MAPS RSS PSS
 
-Exit status: 0 on success (and when --watch ends on Ctrl-C); 1 when /proc
-cannot be read, a --pid names no process, what --all or IMPORTERS needs
-cannot be read, a capture cannot be read or written, or -o or -s names
-what the view does not have; 2 when the command line cannot be parsed.";
+Exit status, the same for a walk of /proc and for --load:
+  0  found: the view lists a buffer, and every --pid holds one (and --watch
+     ended by Ctrl-C)
+  1  nothing matched: no buffer to list, or a --pid names no process that
+     holds a dma-buf
+  2  could not look: /proc or a capture cannot be read, what --all or
+     IMPORTERS needs (debugfs bufinfo) cannot be read, a --pid's fds cannot
+     be read (another user's process, without root), or the command line
+     is wrong (-o or -s naming what the view does not have too)
+Every status but 0 says why on stderr; with --json, stdout has an \"error\"
+object too: {\"status\": N, \"what\": \"nothing_matched\", \"reasons\": [...]},
+beside the report when there is one.";
 
 /// List the dma-bufs of the running system: which process holds which
 /// buffer, by fd or by mapping, and how much memory that is.
@@ -251,13 +260,18 @@ impl From<SortKeyArg> for SortKey {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("lsdmabuf: {e:#}");
-            ExitCode::FAILURE
+    let verdict = run(&args).unwrap_or_else(|e| {
+        let v = Verdict::could_not_look(format!("{e:#}"));
+        if args.json {
+            // Nothing else was written: the error alone.
+            println!("{}", serde_json::json!({ "error": v.json() }));
         }
+        v
+    });
+    for reason in &verdict.reasons {
+        eprintln!("lsdmabuf: {reason}");
     }
+    ExitCode::from(verdict.status.code())
 }
 
 /// The name of a `--sort` key as the command line has it.
@@ -276,7 +290,9 @@ fn view_reads(args: &Args, view: View, columns: &[human::Column]) -> Reads {
     r
 }
 
-fn run(args: &Args) -> Result<ExitCode> {
+/// Runs lsdmabuf, printing what it found; returns the verdict, whose
+/// reasons are yet to print (less those the notes said already).
+fn run(args: &Args) -> Result<Verdict> {
     let view = View::from(args.by);
     if let Some(arg) = args.sort {
         if !args.json && !SortKey::from(arg).applies_to(view) {
@@ -320,20 +336,24 @@ fn run(args: &Args) -> Result<ExitCode> {
     };
     let root = nix::unistd::geteuid().is_root();
     if let Some(interval) = args.watch {
-        let mut w = Watcher::new(Options::reading(wanted), filter, layout, args.json);
-        let mut status = ExitCode::SUCCESS;
+        let mut w = Watcher::new(Options::reading(wanted), filter.clone(), layout, args.json);
+        let mut found = Verdict::found();
         let mut first = |report: &Report| {
-            if missing_pids(args, report, None) || unmet(report, asked) {
-                status = ExitCode::FAILURE;
-            }
             if !args.json {
                 for note in human::notes(report, Some(root), asked) {
                     eprintln!("lsdmabuf: {note}");
                 }
             }
+            // A watch waits for buffers to come: only what it could not
+            // look at is an error.
+            let holders = report.processes.iter().map(|p| p.pid).collect();
+            let v = verdict::judge(report, &filter, asked, &holders, &live, Some(root));
+            if v.status == Status::CouldNotLook {
+                found = v;
+            }
         };
         watch::run(&mut w, interval, &mut std::io::stdout().lock(), &mut first)?;
-        return Ok(status);
+        return Ok(found);
     }
 
     let (raw, analysis) = if args.load.is_none() && args.save.is_none() {
@@ -364,13 +384,31 @@ fn run(args: &Args) -> Result<ExitCode> {
     if let Some((key, reverse)) = layout.sort {
         report.sort(key, reverse);
     }
-    let mut status = ExitCode::SUCCESS;
-    if missing_pids(args, &report, Some(&analysis)) || unmet(&report, asked) {
-        status = ExitCode::FAILURE;
-    }
+    let root = match &args.load {
+        Some(_) => raw.meta.euid.map(|u| u == 0),
+        None => Some(root),
+    };
+    let exists = |pid: i32| -> Option<bool> {
+        match &args.load {
+            Some(_) => None,
+            None => live(pid),
+        }
+    };
+    let mut verdict = verdict::judge(
+        &report,
+        &filter,
+        asked,
+        &analysis.pids(),
+        &exists,
+        root,
+    );
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(error) = verdict.json() {
+            value["error"] = error;
+        }
+        serde_json::to_writer_pretty(&mut out, &value)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
     } else if args.csv {
@@ -381,19 +419,26 @@ fn run(args: &Args) -> Result<ExitCode> {
     match written.and_then(|()| out.flush()) {
         Ok(()) => {}
         // `lsdmabuf | head`: the reader has seen enough.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(status),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(verdict),
         Err(e) => return Err(e).context("writing to stdout"),
     }
     if !args.json {
-        let root = match &args.load {
-            Some(_) => raw.meta.euid.map(|u| u == 0),
-            None => Some(root),
-        };
-        for note in human::notes(&report, root, asked) {
+        let notes = human::notes(&report, root, asked);
+        for note in &notes {
             eprintln!("lsdmabuf: {note}");
         }
+        verdict.reasons.retain(|r| !notes.contains(r));
     }
-    Ok(status)
+    Ok(verdict)
+}
+
+/// Whether process `pid` exists on this system.
+fn live(pid: i32) -> Option<bool> {
+    match nix::sys::stat::stat(format!("{}/{pid}", scan::PROC).as_str()) {
+        Ok(_) => Some(true),
+        Err(nix::errno::Errno::ENOENT) => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// Reads a capture (`-`: stdin), and checks that it holds what the
@@ -440,36 +485,6 @@ fn load(path: &std::path::Path, wanted: Reads) -> Result<Raw> {
         );
     }
     Ok(raw)
-}
-
-/// Says which `--pid` names no process; true when one does not.
-fn missing_pids(args: &Args, report: &Report, analysis: Option<&Analysis>) -> bool {
-    let mut missing = false;
-    for pid in &args.pid {
-        let holds = report.processes.iter().any(|p| p.pid == *pid)
-            || analysis.is_some_and(|a| a.pids().contains(pid));
-        if holds {
-            continue;
-        }
-        match &args.load {
-            Some(path) => eprintln!(
-                "lsdmabuf: --pid {pid}: no process of {} holds a dma-buf with that pid",
-                path.display()
-            ),
-            None if nix::sys::stat::stat(format!("/proc/{pid}").as_str()).is_err() => {
-                eprintln!("lsdmabuf: --pid {pid}: no such process");
-                missing = true;
-            }
-            None => {}
-        }
-    }
-    missing
-}
-
-/// Whether `--all` or IMPORTERS asked for what could not be read.
-fn unmet(report: &Report, asked: Asked) -> bool {
-    (asked.reads.unheld && report.totals.unheld.is_none())
-        || (asked.reads.importers && report.totals.system.is_none())
 }
 
 #[cfg(test)]
