@@ -230,7 +230,9 @@ pub fn columns(view: View) -> &'static [Column] {
             C::Exporter,
             C::Name,
             C::Importers,
+            C::Pss,
         ],
+        View::Grid => &[C::Ino, C::Size, C::Exporter, C::Name, C::Procs],
         View::User => &[
             C::User,
             C::Uid,
@@ -261,9 +263,8 @@ pub fn default_columns(view: View) -> Vec<Column> {
         .copied()
         .filter(|c| match view {
             View::Buffer => *c != C::Importers,
-            View::Process | View::Holder => {
-                !matches!(c, C::Uid | C::User | C::Cgroup | C::Importers)
-            }
+            View::Process => !matches!(c, C::Uid | C::User | C::Cgroup | C::Importers),
+            View::Holder => !matches!(c, C::Uid | C::User | C::Cgroup | C::Importers | C::Pss),
             _ => true,
         })
         .collect()
@@ -563,6 +564,7 @@ fn holder_row_cell(c: Column, r: &HolderRow, p: Option<&Process>, sizes: Sizes) 
             list_or_dash(&fds, ",")
         }
         Column::Maps => r.holder.mappings.to_string(),
+        Column::Pss => sizes.bound(r.holder.pss, r.buffer.size_from.exact()),
         _ => buffer_cell(c, r.buffer, sizes),
     }
 }
@@ -645,6 +647,44 @@ fn table(report: &Report, layout: &Layout, sizes: Sizes) -> Table {
                 t.push(row(&|c| group_cell(c, g, sizes)));
             }
         }
+        View::Grid => return grid_table(report, layout, sizes, false),
+    }
+    t
+}
+
+/// `--by grid`: a row per buffer (its columns `layout.columns`), then a
+/// column per process, `COMMAND[PID]`, with its Pss of the buffer, `-`
+/// where it holds none; with `total`, a last row of each process's Pss.
+fn grid_table(report: &Report, layout: &Layout, sizes: Sizes, total: bool) -> Table {
+    let cols = &layout.columns;
+    let grid = report.grid();
+    let mut t = Table::new(cols);
+    for p in &grid.processes {
+        t.columns
+            .push((format!("{}[{}]", one_line(&p.command), p.pid), Right));
+    }
+    for (b, r) in report.buffers.iter().zip(&grid.rows) {
+        let exact = b.size_from.exact();
+        let mut row: Vec<String> = cols.iter().map(|&c| buffer_cell(c, b, sizes)).collect();
+        row.extend(
+            r.pss
+                .iter()
+                .map(|pss| pss.map_or("-".into(), |n| sizes.bound(n, exact))),
+        );
+        t.push(row);
+    }
+    if total {
+        let mut row = vec![String::new(); cols.len()];
+        if let Some(first) = row.first_mut() {
+            *first = "PSS".into();
+        }
+        row.extend(
+            grid.pss
+                .iter()
+                .zip(&report.processes)
+                .map(|(&n, p)| sizes.bound(n, p.exact)),
+        );
+        t.push(row);
     }
     t
 }
@@ -653,7 +693,13 @@ fn table(report: &Report, layout: &Layout, sizes: Sizes) -> Table {
 /// totals line.
 pub fn render(report: &Report, layout: &Layout) -> String {
     let mut out = String::new();
-    table(report, layout, layout.sizes).render(layout.headings, &mut out);
+    let t = if layout.view == View::Grid {
+        // The sums of the columns, as dmabuf_dump -a prints them.
+        grid_table(report, layout, layout.sizes, layout.headings)
+    } else {
+        table(report, layout, layout.sizes)
+    };
+    t.render(layout.headings, &mut out);
     if layout.headings {
         out.push_str(&totals_line(&report.totals, layout.sizes));
         out.push('\n');
@@ -1253,6 +1299,77 @@ mod tests {
             Sizes { bytes: true },
         );
         assert_eq!(quiet, "12:00:04 no change: 2 buffers, 24576\n");
+    }
+
+    /// The scene lsdmabuf-vmtest captured, as a walk without --all shows it.
+    fn scene() -> Report {
+        let raw = Raw::from_capture(include_str!("../testdata/scene.capture")).unwrap();
+        let plain = crate::scan::as_walked(&raw, Reads::default());
+        Analysis::new(&plain).report(&Filter::default())
+    }
+
+    #[test]
+    fn the_grid_of_buffers_by_processes() {
+        let r = scene();
+        let g = r.grid();
+        assert_eq!(g.processes.len(), r.processes.len());
+        assert_eq!(g.rows.len(), r.buffers.len());
+        // Each row adds up to its buffer's size, each column to the
+        // process's Pss, and all to the size of the buffers held.
+        for (row, b) in g.rows.iter().zip(&r.buffers) {
+            assert_eq!(row.pss.iter().flatten().sum::<u64>(), b.size, "ino {}", b.ino);
+        }
+        let pss: Vec<u64> = r.processes.iter().map(|p| p.pss).collect();
+        assert_eq!(g.pss, pss);
+        assert_eq!(g.pss.iter().sum::<u64>(), r.totals.size);
+        // ino 1, 16K held by 766, 770 and 771: 5462, 5461, 5461.
+        assert_eq!(
+            g.rows[0].pss,
+            [Some(5462), None, None, None, Some(5461), Some(5461)]
+        );
+        let layout = Layout::new(View::Grid, Sizes { bytes: true });
+        let text = render(&r, &layout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 9 + 1 + 1, "{text}");
+        assert!(
+            lines[0].split_whitespace().take(4).eq(["INO", "SIZE", "EXPORTER", "NAME"]),
+            "{text}"
+        );
+        assert!(lines[0].ends_with("lsdmabuf-vmtest[770] lsdmabuf-vmtest[771]"), "{text}");
+        let cells: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["1", "16384", "system", "scene-fork", "3", "5462", "-", "-", "-", "5461", "5461"]
+        );
+        let total: Vec<&str> = lines[10].split_whitespace().collect();
+        assert_eq!(total, ["PSS", "36182", "10240", "36864", "12288", "5461", "5461"]);
+        assert!(lines[11].starts_with("total: 9 buffers"));
+        // CSV: the same cells, no sums.
+        let csv = parse_csv(&render_csv(&r, &layout)).unwrap();
+        assert_eq!(csv.len(), 10);
+        assert_eq!(csv[0][5], "lsdmabuf-vmtest[766]");
+        assert_eq!(csv[1], cells);
+        // JSON has it when the view is asked for.
+        let mut with = r.clone();
+        with.grid = Some(with.grid());
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["grid"]["rows"][0]["pss"][4], 5461);
+        assert_eq!(json["buffers"][0]["holders"][0]["pss"], 5462);
+        assert!(serde_json::to_value(&r).unwrap().get("grid").is_none());
+    }
+
+    #[test]
+    fn each_holders_pss_in_the_holder_view() {
+        let r = scene();
+        let layout = Layout {
+            columns: parse_columns(View::Holder, "pid,ino,pss").unwrap(),
+            ..Layout::new(View::Holder, Sizes { bytes: true })
+        };
+        let csv = parse_csv(&render_csv(&r, &layout)).unwrap();
+        assert_eq!(csv[0], ["PID", "INO", "PSS"]);
+        assert_eq!(csv[1], ["766", "1", "5462"]);
+        let sum: u64 = csv[1..].iter().map(|row| row[2].parse::<u64>().unwrap()).sum();
+        assert_eq!(sum, r.totals.pss);
     }
 
     #[test]

@@ -24,6 +24,7 @@ Examples:
   lsdmabuf -e system --by exporter
                                 how much the system dma-heap has handed out
   lsdmabuf --by holder          one line per process and buffer, like lsof
+  lsdmabuf --by grid            buffers by processes, each one's Pss (dmabuf_dump -a)
   lsdmabuf --all                also the buffers no process holds, and the system's total
   lsdmabuf -o +importers        the devices each buffer is attached to
   lsdmabuf --by user            dma-buf memory per user (--by cgroup: per cgroup)
@@ -49,7 +50,8 @@ Columns (-o):
   MAPS       how many mappings of dma-bufs
   RSS        the size of every buffer held, each counted once
   PSS        the same with each buffer's size divided by its PROCS, as
-             Android's dmabuf_dump counts it: the PSS of all processes adds up
+             Android's dmabuf_dump counts it, the remainder a byte each to the
+             first holders by pid: the PSS of all processes adds up exactly
              to the size of all buffers held
   A cell with no value (unknown, none, not named) is -.
 
@@ -57,9 +59,13 @@ Columns (-o):
   --by process:  PID COMMAND BUFS FDS MAPS RSS PSS; also UID USER CGROUP
   --by exporter: EXPORTER BUFS SIZE PROCS
   --by holder:   PID COMMAND FDS MAPS INO SIZE EXPORTER NAME; also UID USER
-                 CGROUP IMPORTERS
+                 CGROUP IMPORTERS PSS (the holder's share of the buffer)
   --by user:     USER UID PROCS BUFS FDS MAPS RSS PSS
   --by cgroup:   CGROUP PROCS BUFS FDS MAPS RSS PSS
+  --by grid:     INO SIZE EXPORTER NAME PROCS, then a column COMMAND[PID] per
+                 process with its Pss of the buffer (- for none), as
+                 dmabuf_dump -a; the last line, PSS, each process's Pss.
+                 JSON: \"grid\". -o chooses the buffer's columns
 
 Exit status, the same for a walk of /proc and for --load:
   0  found: the view lists a buffer, and every --pid holds one (and --watch
@@ -188,6 +194,9 @@ enum ViewArg {
     User,
     /// One line per cgroup, over the processes in it.
     Cgroup,
+    /// One line per buffer and a column per process, with its Pss of the
+    /// buffer (as dmabuf_dump -a); the last line each process's Pss.
+    Grid,
 }
 
 impl From<ViewArg> for View {
@@ -199,6 +208,7 @@ impl From<ViewArg> for View {
             ViewArg::Holder => View::Holder,
             ViewArg::User => View::User,
             ViewArg::Cgroup => View::Cgroup,
+            ViewArg::Grid => View::Grid,
         }
     }
 }
@@ -383,6 +393,9 @@ fn run(args: &Args) -> Result<Verdict> {
     let mut report = analysis.report(&filter);
     if let Some((key, reverse)) = layout.sort {
         report.sort(key, reverse);
+    }
+    if view == View::Grid {
+        report.grid = Some(report.grid());
     }
     let root = match &args.load {
         Some(_) => raw.meta.euid.map(|u| u == 0),

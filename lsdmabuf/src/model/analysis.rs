@@ -450,6 +450,7 @@ impl Analysis {
                 .then(|| cgroups.into_values().map(GroupSum::group).collect()),
             totals,
             scan: self.notes.clone(),
+            grid: None,
         }
     }
 }

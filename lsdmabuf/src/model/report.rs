@@ -242,6 +242,38 @@ pub struct Report {
     pub cgroups: Option<Vec<Group>>,
     pub totals: Totals,
     pub scan: ScanNotes,
+    /// The buffers by the processes listed (`--by grid`), when that view
+    /// was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Grid>,
+}
+
+/// The buffers listed by the processes listed: each process's Pss of each
+/// buffer, as Android's `dmabuf_dump -a` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grid {
+    /// The columns: the processes listed, in the order of the report.
+    pub processes: Vec<GridProcess>,
+    /// One row per buffer listed, in the order of the report.
+    pub rows: Vec<GridRow>,
+    /// Each process's Pss over the buffers listed (its column's sum).
+    pub pss: Vec<u64>,
+}
+
+/// A column of the [`Grid`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GridProcess {
+    pub pid: i32,
+    pub command: String,
+}
+
+/// A row of the [`Grid`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GridRow {
+    pub ino: u64,
+    /// The Pss of the buffer of each process of [`Grid::processes`];
+    /// `None` where the process does not hold it.
+    pub pss: Vec<Option<u64>>,
 }
 
 /// One process's hold on one buffer, with the buffer: a row of the
@@ -389,7 +421,9 @@ impl SortKey {
     pub fn applies_to(self, view: View) -> bool {
         use SortKey as K;
         match view {
-            View::Buffer => matches!(self, K::Ino | K::Size | K::Exporter | K::Name | K::Procs),
+            View::Buffer | View::Grid => {
+                matches!(self, K::Ino | K::Size | K::Exporter | K::Name | K::Procs)
+            }
             View::Process => matches!(
                 self,
                 K::Pid
@@ -434,6 +468,9 @@ pub enum View {
     User,
     /// A cgroup, over the processes in it.
     Cgroup,
+    /// A buffer, with each process's Pss of it in a column of its own
+    /// (Android's `dmabuf_dump -a`).
+    Grid,
 }
 
 impl fmt::Display for View {
@@ -445,11 +482,47 @@ impl fmt::Display for View {
             View::Holder => "holder",
             View::User => "user",
             View::Cgroup => "cgroup",
+            View::Grid => "grid",
         })
     }
 }
 
 impl Report {
+    /// The buffers listed by the processes listed, in their order.
+    pub fn grid(&self) -> Grid {
+        let rows: Vec<GridRow> = self
+            .buffers
+            .iter()
+            .map(|b| GridRow {
+                ino: b.ino,
+                pss: self
+                    .processes
+                    .iter()
+                    .map(|p| b.holders.iter().find(|h| h.pid == p.pid).map(|h| h.pss))
+                    .collect(),
+            })
+            .collect();
+        let pss = (0..self.processes.len())
+            .map(|i| {
+                rows.iter()
+                    .filter_map(|r| r.pss[i])
+                    .fold(0u64, u64::saturating_add)
+            })
+            .collect();
+        Grid {
+            processes: self
+                .processes
+                .iter()
+                .map(|p| GridProcess {
+                    pid: p.pid,
+                    command: p.command.clone(),
+                })
+                .collect(),
+            rows,
+            pss,
+        }
+    }
+
     /// Sorts every list `key` applies to; the others keep their default
     /// order (buffers by inode, processes by pid, exporters by name, users
     /// by uid, cgroups by path).
