@@ -165,6 +165,25 @@ pub fn population_pages(count: usize, limit_pages: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The sum of [`population_pages`] without making the list: `--count` may
+/// be any number, and a list of 10^11 sizes cannot be allocated. The sizes
+/// after the first repeat every 3000 buffers.
+pub fn population_total_pages(count: usize, limit_pages: u64) -> u128 {
+    const PERIOD: usize = 3000;
+    if count == 0 {
+        return 0;
+    }
+    let rest = count - 1;
+    let sum = |n: usize| -> u128 {
+        population_pages(n + 1, limit_pages)[1..]
+            .iter()
+            .map(|&p| u128::from(p))
+            .sum()
+    };
+    let first = u128::from(population_pages(1, limit_pages)[0]);
+    first + (rest / PERIOD) as u128 * sum(PERIOD) + sum(rest % PERIOD)
+}
+
 /// `--count` live buffers of one exporter, and what was read about them.
 pub struct Population {
     pub bufs: Vec<DmaBuf>,
@@ -254,6 +273,12 @@ mod tests {
             .iter()
             .all(|&p| (1..=8).contains(&p)));
         assert!(population_pages(0, 8).is_empty());
+        for count in [0, 1, 2, 3, 999, 1000, 1001, 2999, 3000, 3001, 7777, 12345] {
+            for limit in [8, 1 << 14] {
+                let listed: u64 = population_pages(count, limit).iter().sum();
+                assert_eq!(population_total_pages(count, limit), u128::from(listed));
+            }
+        }
         // udmabuf's limit since 6.14 is INT_MAX MiB: the largest buffer stays 64 MiB.
         let pages = population_pages(10000, (i32::MAX as u64) << 8);
         assert_eq!(pages[0], LARGEST_PAGES);

@@ -12,7 +12,7 @@ use dmabuf::sys;
 use dmabuf_testkit::exporter::OpenError;
 use dmabuf_testkit::{Devices, Exporter};
 
-use crate::buffers::{population_pages, Factory};
+use crate::buffers::{population_total_pages, Factory};
 use crate::checks::Need;
 
 /// fds beyond the population's: the checks' own buffers, pipes, sockets,
@@ -105,6 +105,17 @@ fn nofile_problem(needed: u64, count: usize) -> Option<String> {
     }
 }
 
+/// The bytes a population of `count` buffers and `cycles` create/close
+/// cycles need, with pages of `page` bytes and buffers of at most
+/// `limit_pages`: the exporters run one after the other, each with its
+/// population. Computed without a list of the sizes, in u128: `--count`
+/// may be any number (and is then refused for it).
+fn memory_needed(count: usize, cycles: usize, page: u64, limit_pages: u64) -> u128 {
+    population_total_pages(count, limit_pages) * u128::from(page)
+        + count as u128 * u128::from(KERNEL_BYTES_PER_BUFFER)
+        + cycles as u128 * u128::from(page)
+}
+
 fn memory_problem(
     f: &Factory,
     exporters: &[Exporter],
@@ -114,11 +125,9 @@ fn memory_problem(
     if exporters.is_empty() {
         return None;
     }
-    // The exporters run one after the other, each with its population.
-    let pages: u64 = population_pages(count, f.size_limit / f.page).iter().sum();
-    let needed = pages * f.page + count as u64 * KERNEL_BYTES_PER_BUFFER + cycles as u64 * f.page;
+    let needed = memory_needed(count, cycles, f.page, f.size_limit / f.page);
     let available = sys::meminfo().ok()?.get("MemAvailable")?;
-    (needed > available / 10 * 9).then(|| {
+    (needed > u128::from(available / 10 * 9)).then(|| {
         format!(
             "--count {count} and --cycles {cycles} need about {} MiB of memory, and only {} MiB is available: \
              give the machine more (ci/vm run ... --memory 2G) or lower --count",
@@ -160,4 +169,26 @@ pub fn open(
 /// The error that ends a run that cannot start.
 pub fn report(problems: Vec<String>) -> anyhow::Error {
     anyhow::anyhow!("cannot run:\n  - {}", problems.join("\n  - "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_for_any_count_is_computed_without_a_list() {
+        // `--count 99999999999` aborted on allocating the list of sizes
+        // before checking anything.
+        let t = std::time::Instant::now();
+        let needed = memory_needed(99_999_999_999, 4096, 4096, 64 << 8);
+        assert!(needed > 400 << 40, "{needed}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // 1000 buffers of the default population: 1 of 64 MiB, 1 of 4 MiB,
+        // 10 of 16 pages, 100 of 2 to 4, the rest one page.
+        let listed: u64 = crate::buffers::population_pages(1000, 64 << 8).iter().sum();
+        assert_eq!(
+            memory_needed(1000, 0, 4096, 64 << 8),
+            u128::from(listed) * 4096 + 1000 * u128::from(KERNEL_BYTES_PER_BUFFER)
+        );
+    }
 }
