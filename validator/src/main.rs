@@ -112,9 +112,28 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("validator: {e:#}");
+            let _ = cannot_run(args.format, &e, &mut std::io::stdout().lock());
             ExitCode::from(2)
         }
     }
+}
+
+/// What `format` says on stdout of a run that could not be made: with
+/// `--format json`, a JSON document with the error and no check, so that
+/// a reader of the JSON learns why there is none (TAP bails out already
+/// where it can, and says nothing before the plan otherwise).
+fn cannot_run(format: Format, e: &anyhow::Error, out: &mut dyn Write) -> std::io::Result<()> {
+    if format != Format::Json {
+        return Ok(());
+    }
+    let doc = serde_json::json!({
+        "error": format!("{e:#}"),
+        "checks": [],
+        "passed": 0,
+        "failed": 0,
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
 }
 
 fn exporters(arg: ExporterArg) -> Vec<Exporter> {
@@ -333,6 +352,19 @@ mod tests {
             .iter()
             .map(|(e, c)| c.full_name(*e))
             .collect()
+    }
+
+    #[test]
+    fn json_says_why_the_validator_cannot_run() {
+        let e = anyhow::anyhow!("cannot run:\n  - /dev/udmabuf: no such file");
+        let mut out = Vec::new();
+        cannot_run(Format::Json, &e, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["error"], "cannot run:\n  - /dev/udmabuf: no such file");
+        assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(0), Some(0)));
+        let mut tap = Vec::new();
+        cannot_run(Format::Tap, &e, &mut tap).unwrap();
+        assert!(tap.is_empty());
     }
 
     #[test]
