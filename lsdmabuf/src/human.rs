@@ -1317,7 +1317,12 @@ mod tests {
         // Each row adds up to its buffer's size, each column to the
         // process's Pss, and all to the size of the buffers held.
         for (row, b) in g.rows.iter().zip(&r.buffers) {
-            assert_eq!(row.pss.iter().flatten().sum::<u64>(), b.size, "ino {}", b.ino);
+            assert_eq!(
+                row.pss.iter().flatten().sum::<u64>(),
+                b.size,
+                "ino {}",
+                b.ino
+            );
         }
         let pss: Vec<u64> = r.processes.iter().map(|p| p.pss).collect();
         assert_eq!(g.pss, pss);
@@ -1332,17 +1337,38 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1 + 9 + 1 + 1, "{text}");
         assert!(
-            lines[0].split_whitespace().take(4).eq(["INO", "SIZE", "EXPORTER", "NAME"]),
+            lines[0]
+                .split_whitespace()
+                .take(4)
+                .eq(["INO", "SIZE", "EXPORTER", "NAME"]),
             "{text}"
         );
-        assert!(lines[0].ends_with("lsdmabuf-vmtest[770] lsdmabuf-vmtest[771]"), "{text}");
+        assert!(
+            lines[0].ends_with("lsdmabuf-vmtest[770] lsdmabuf-vmtest[771]"),
+            "{text}"
+        );
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             cells,
-            ["1", "16384", "system", "scene-fork", "3", "5462", "-", "-", "-", "5461", "5461"]
+            [
+                "1",
+                "16384",
+                "system",
+                "scene-fork",
+                "3",
+                "5462",
+                "-",
+                "-",
+                "-",
+                "5461",
+                "5461"
+            ]
         );
         let total: Vec<&str> = lines[10].split_whitespace().collect();
-        assert_eq!(total, ["PSS", "36182", "10240", "36864", "12288", "5461", "5461"]);
+        assert_eq!(
+            total,
+            ["PSS", "36182", "10240", "36864", "12288", "5461", "5461"]
+        );
         assert!(lines[11].starts_with("total: 9 buffers"));
         // CSV: the same cells, no sums.
         let csv = parse_csv(&render_csv(&r, &layout)).unwrap();
@@ -1368,7 +1394,10 @@ mod tests {
         let csv = parse_csv(&render_csv(&r, &layout)).unwrap();
         assert_eq!(csv[0], ["PID", "INO", "PSS"]);
         assert_eq!(csv[1], ["766", "1", "5462"]);
-        let sum: u64 = csv[1..].iter().map(|row| row[2].parse::<u64>().unwrap()).sum();
+        let sum: u64 = csv[1..]
+            .iter()
+            .map(|row| row[2].parse::<u64>().unwrap())
+            .sum();
         assert_eq!(sum, r.totals.pss);
     }
 

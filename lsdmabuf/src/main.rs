@@ -407,14 +407,7 @@ fn run(args: &Args) -> Result<Verdict> {
             None => live(pid),
         }
     };
-    let mut verdict = verdict::judge(
-        &report,
-        &filter,
-        asked,
-        &analysis.pids(),
-        &exists,
-        root,
-    );
+    let mut verdict = verdict::judge(&report, &filter, asked, &analysis.pids(), &exists, root);
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -460,7 +453,8 @@ fn load(path: &std::path::Path, wanted: Reads) -> Result<Raw> {
     let name = raw::capture_name(path);
     let text = raw::read_capture(path, &mut std::io::stdin().lock(), raw::MAX_CAPTURE)
         .with_context(|| format!("--load: reading {name}"))?;
-    let (raw, format) = Raw::from_capture_format(&text).with_context(|| format!("--load: {name}"))?;
+    let (raw, format) =
+        Raw::from_capture_format(&text).with_context(|| format!("--load: {name}"))?;
     if format < raw::FORMAT {
         eprintln!(
             "lsdmabuf: --load: {name} is a capture of format {format}, which has no end line: \

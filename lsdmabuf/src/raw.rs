@@ -552,9 +552,7 @@ impl Raw {
         if format >= 3 && !end {
             return Err(err(
                 last,
-                format!(
-                    "the capture is cut short: it ends at line {last} without its `end` line"
-                ),
+                format!("the capture is cut short: it ends at line {last} without its `end` line"),
             ));
         }
         if !counts {
@@ -581,10 +579,7 @@ fn meta(n: usize, text: &str) -> Result<Meta, CaptureError> {
             "kernel" => m.kernel = Some(value.to_string()),
             "dmabuf_dev" => {
                 let (major, minor) = value.split_once(':').unwrap_or((value, ""));
-                m.dmabuf_dev = Some((
-                    num(line_n, "major", major)?,
-                    num(line_n, "minor", minor)?,
-                ));
+                m.dmabuf_dev = Some((num(line_n, "major", major)?, num(line_n, "minor", minor)?));
             }
             "reads" => {
                 for word in value.split_whitespace() {
@@ -724,8 +719,10 @@ mod tests {
         assert_eq!(Raw::from_capture("").unwrap_err().line, 1);
         let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== fd 3 /dmabuf:\n")).unwrap_err();
         assert!(e.reason.contains("process"), "{e}");
-        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== process 1 x\n== fdinfo 3\npos:\t0\n"))
-            .unwrap_err();
+        let e = Raw::from_capture(&format!(
+            "{MAGIC}{FORMAT}\n== process 1 x\n== fdinfo 3\npos:\t0\n"
+        ))
+        .unwrap_err();
         assert_eq!(e.line, 3);
         let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\nstray\n")).unwrap_err();
         assert!(e.reason.contains("outside"), "{e}");
@@ -747,7 +744,8 @@ mod tests {
         assert_eq!(raw.meta, Meta::default());
         assert_eq!(raw.read, 2);
 
-        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== meta\nreads users sizes\n")).unwrap_err();
+        let e = Raw::from_capture(&format!("{MAGIC}{FORMAT}\n== meta\nreads users sizes\n"))
+            .unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.reason.contains("sizes"), "{e}");
     }
@@ -764,7 +762,10 @@ mod tests {
         let lines: Vec<&str> = SCENE.lines().collect();
         for n in 0..lines.len() {
             let cut = lines[..n].join("\n");
-            assert!(Raw::from_capture(&cut).is_err(), "the first {n} lines loaded");
+            assert!(
+                Raw::from_capture(&cut).is_err(),
+                "the first {n} lines loaded"
+            );
         }
         // The first 100 lines, and the first line alone, say so.
         let e = Raw::from_capture(&lines[..100].join("\n")).unwrap_err();
@@ -776,7 +777,10 @@ mod tests {
         let e = Raw::from_capture(&lost).unwrap_err();
         assert!(e.reason.contains("not whole"), "{e}");
         let after = format!("{SCENE}== user 1 x\n");
-        assert!(Raw::from_capture(&after).unwrap_err().reason.contains("after"));
+        assert!(Raw::from_capture(&after)
+            .unwrap_err()
+            .reason
+            .contains("after"));
     }
 
     #[test]
@@ -785,11 +789,18 @@ mod tests {
         assert_eq!(format, 2);
         // The same walk as the capture of format 3 made from it.
         assert_eq!(raw, Raw::from_capture(SCENE).unwrap());
-        let first_100: String = SCENE_2.lines().take(100).map(|l| format!("{l}\n")).collect();
+        let first_100: String = SCENE_2
+            .lines()
+            .take(100)
+            .map(|l| format!("{l}\n"))
+            .collect();
         let e = Raw::from_capture(&first_100).unwrap_err();
         assert!(e.reason.contains("cut short"), "{e}");
         let e = Raw::from_capture("lsdmabuf capture 2\n").unwrap_err();
-        assert!(e.reason.contains("cut short") && e.reason.ends_with("section"), "{e}");
+        assert!(
+            e.reason.contains("cut short") && e.reason.ends_with("section"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -797,7 +808,12 @@ mod tests {
         let e = Raw::from_capture("lsdmabuf capture 99\n== meta\n").unwrap_err();
         assert!(e.reason.contains("written by a newer lsdmabuf"), "{e}");
         assert!(!e.reason.contains("not a capture"), "{e}");
-        for not in ["", "hello\n", "lsdmabuf capture x\n", "lsdmabuf capture 0\n"] {
+        for not in [
+            "",
+            "hello\n",
+            "lsdmabuf capture x\n",
+            "lsdmabuf capture 0\n",
+        ] {
             let e = Raw::from_capture(not).unwrap_err();
             assert!(e.reason.contains("not a capture"), "{not:?}: {e}");
         }

@@ -579,9 +579,8 @@ impl<'a> Walker<'a> {
         match self.opts.fs {
             FsProbe::Kernel => {
                 let name = fd.to_string();
-                let fs = nix::sys::statfs::statfs(
-                    format!("{}/{pid}/fd/{fd}", self.opts.proc).as_str(),
-                )?;
+                let fs =
+                    nix::sys::statfs::statfs(format!("{}/{pid}/fd/{fd}", self.opts.proc).as_str())?;
                 let magic = fs.filesystem_type().0 as u64;
                 let dev = if want_dev && magic == DMA_BUF_MAGIC {
                     let st = fstatat(dir, name.as_str(), nix::fcntl::AtFlags::empty())?;
@@ -797,10 +796,8 @@ mod tests {
     /// 12 holds nothing; 13 holds 41 too, by an fd with a name; bufinfo
     /// lists 41, 42 and 43, which no process holds.
     fn tree(name: &str) -> Tree {
-        let dir = std::env::temp_dir().join(format!(
-            "lsdmabuf-scan-test-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("lsdmabuf-scan-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let t = Tree(dir.clone());
         for (pid, fds) in [
@@ -932,14 +929,19 @@ mod tests {
         );
         write(
             &p.join("maps"),
-            &format!("{MAPS}7f0000000000-7f0000004000 rw-s 00000000 00:17 7     /dmabuf:fake-frame\n"),
+            &format!(
+                "{MAPS}7f0000000000-7f0000004000 rw-s 00000000 00:17 7     /dmabuf:fake-frame\n"
+            ),
         );
         write(&p.join("comm"), "faker\n");
         let (raw, digests) = scan_digested(&opts(&t, Reads::default()), 2).unwrap();
         assert_eq!(raw.meta.dmabuf_dev, Some((0, 11)));
         // The walk keeps 14's maps line, which the model then refuses.
         assert_eq!(raw.read, 5);
-        assert!(raw.processes.iter().all(|p| p.fds.iter().all(|f| f.link != "/dmabuf:fake-frame")));
+        assert!(raw
+            .processes
+            .iter()
+            .all(|p| p.fds.iter().all(|f| f.link != "/dmabuf:fake-frame")));
         let r = Analysis::from_digests(&raw, digests).report(&Filter::default());
         let pids: Vec<i32> = r.processes.iter().map(|p| p.pid).collect();
         assert_eq!(pids, [10, 13]);
@@ -970,7 +972,10 @@ mod tests {
         assert!(r.buffers.is_empty(), "{:?}", r.buffers);
         // Without the device (a capture of format 2) the name decides.
         raw.meta.dmabuf_dev = None;
-        assert_eq!(Analysis::new(&raw).report(&Filter::default()).buffers.len(), 1);
+        assert_eq!(
+            Analysis::new(&raw).report(&Filter::default()).buffers.len(),
+            1
+        );
     }
 
     #[test]

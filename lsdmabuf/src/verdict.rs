@@ -217,7 +217,14 @@ mod tests {
             filtered: !filter.pids.is_empty() || !filter.exporters.is_empty(),
             reads,
         };
-        judge(&a.report(&filter), &filter, asked, &a.pids(), exists, Some(false))
+        judge(
+            &a.report(&filter),
+            &filter,
+            asked,
+            &a.pids(),
+            exists,
+            Some(false),
+        )
     }
 
     fn pids(p: &[i32]) -> Filter {
@@ -245,25 +252,24 @@ mod tests {
         assert_eq!(v.status, Status::CouldNotLook);
         assert_eq!(
             v.reasons,
-            ["--pid 1: /proc/1/fd: permission denied (EACCES): the dma-bufs it holds cannot be \
-              known: run as root to read it"]
+            [
+                "--pid 1: /proc/1/fd: permission denied (EACCES): the dma-bufs it holds cannot be \
+              known: run as root to read it"
+            ]
         );
         assert_eq!(v.json().unwrap()["status"], 2);
     }
 
     #[test]
     fn a_pid_that_holds_nothing_is_1_live_and_loaded() {
-        for (exists, reason) in [
-            (&|_| Some(false)) as Exists<'_>,
-            &|_| Some(true),
-            CAPTURE,
-        ]
-        .into_iter()
-        .zip([
-            "--pid 99999: no such process",
-            "--pid 99999: the process holds no dma-buf",
-            "--pid 99999: no process of the capture with that pid holds a dma-buf",
-        ]) {
+        for (exists, reason) in [(&|_| Some(false)) as Exists<'_>, &|_| Some(true), CAPTURE]
+            .into_iter()
+            .zip([
+                "--pid 99999: no such process",
+                "--pid 99999: the process holds no dma-buf",
+                "--pid 99999: no process of the capture with that pid holds a dma-buf",
+            ])
+        {
             let v = verdict(&walk(), pids(&[99999]), Reads::default(), exists);
             assert_eq!(v.status, Status::NothingMatched);
             assert_eq!(v.reasons, [reason]);
@@ -329,7 +335,10 @@ mod tests {
             CAPTURE,
         );
         assert_eq!(v.status, Status::NothingMatched);
-        assert!(v.reasons[0].starts_with("no process that can be read holds a dma-buf"), "{v:?}");
+        assert!(
+            v.reasons[0].starts_with("no process that can be read holds a dma-buf"),
+            "{v:?}"
+        );
         let e = Filter {
             exporters: vec!["udmabuf".into()],
             ..Filter::default()

@@ -361,7 +361,10 @@ mod tests {
         cannot_run(Format::Json, &e, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["error"], "cannot run:\n  - /dev/udmabuf: no such file");
-        assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(
+            (v["passed"].as_u64(), v["failed"].as_u64()),
+            (Some(0), Some(0))
+        );
         let mut tap = Vec::new();
         cannot_run(Format::Tap, &e, &mut tap).unwrap();
         assert!(tap.is_empty());

@@ -135,12 +135,18 @@ impl Analysis {
             for m in d.mappings {
                 // Known, the dmabuf filesystem's device tells a dma-buf's
                 // mapping from a file's that is only named like one.
-                if raw.meta.dmabuf_dev.is_some_and(|dev| dev != (m.major, m.minor)) {
+                if raw
+                    .meta
+                    .dmabuf_dev
+                    .is_some_and(|dev| dev != (m.major, m.minor))
+                {
                     continue;
                 }
                 let hold = a.holds.entry((m.inode, p.pid)).or_default();
                 hold.mappings += 1;
-                hold.mapped_bytes = hold.mapped_bytes.saturating_add(m.end.saturating_sub(m.start));
+                hold.mapped_bytes = hold
+                    .mapped_bytes
+                    .saturating_add(m.end.saturating_sub(m.start));
                 mapped_only.push((p.pid, m));
             }
         }
@@ -552,7 +558,10 @@ mod tests {
         assert_eq!(pss_shares(8, 4).collect::<Vec<_>>(), [2, 2, 2, 2]);
         assert_eq!(pss_shares(5, 0).count(), 0);
         for (size, n) in [(0, 1), (1, 3), (4097, 7), (u64::MAX, 1000)] {
-            assert_eq!(pss_shares(size, n).map(u128::from).sum::<u128>(), u128::from(size));
+            assert_eq!(
+                pss_shares(size, n).map(u128::from).sum::<u128>(),
+                u128::from(size)
+            );
         }
         // Three holders of 16K: the first in pid order gets the byte over.
         let r = Analysis::new(&Raw {
@@ -895,7 +904,12 @@ mod tests {
                 assert_eq!(b.holders.iter().map(|h| h.pss).sum::<u64>(), b.size);
             }
         }
-        let held: u64 = r.buffers.iter().filter(|b| b.processes > 0).map(|b| b.size).sum();
+        let held: u64 = r
+            .buffers
+            .iter()
+            .filter(|b| b.processes > 0)
+            .map(|b| b.size)
+            .sum();
         assert_eq!(r.totals.pss, held);
         assert_eq!(r.processes.iter().map(|p| p.pss).sum::<u64>(), held);
     }

@@ -40,6 +40,6 @@ pub use procfs::{
     LEGACY_LINK,
 };
 pub use report::{
-    Buffer, Count, Exporter, Grid, GridProcess, GridRow, Group, Holder, HolderRow, Process, Report, ScanNotes, SizeFrom,
-    SortKey, Totals, Unreadable, View,
+    Buffer, Count, Exporter, Grid, GridProcess, GridRow, Group, Holder, HolderRow, Process, Report,
+    ScanNotes, SizeFrom, SortKey, Totals, Unreadable, View,
 };

@@ -212,9 +212,8 @@ pub const MAX_SIZE: u64 = i64::MAX as u64;
 
 /// Why `size` cannot be a buffer's; `None` when it can.
 pub(super) fn too_large(size: u64) -> Option<String> {
-    (size > MAX_SIZE).then(|| {
-        format!("size {size} is larger than any file can be ({MAX_SIZE} bytes)")
-    })
+    (size > MAX_SIZE)
+        .then(|| format!("size {size} is larger than any file can be ({MAX_SIZE} bytes)"))
 }
 
 /// A parse error of the text of `what` (`fdinfo`, `bufinfo (before the
@@ -416,8 +415,10 @@ mod tests {
         assert!(report.buffers.is_empty());
         assert_eq!(
             report.scan.warnings,
-            ["/proc/10/fd/4: fdinfo line 5: size `abc` is not a decimal number; the fd is not \
-              counted"]
+            [
+                "/proc/10/fd/4: fdinfo line 5: size `abc` is not a decimal number; the fd is not \
+              counted"
+            ]
         );
     }
 
@@ -427,7 +428,8 @@ mod tests {
         // size, by fd, and 12 one by a mapping no file could hold.
         for huge in [u64::MAX, 1 << 63] {
             let mut r = raw("");
-            r.processes.push(holder(11, "x", vec![fd(3, 50, huge, "system")]));
+            r.processes
+                .push(holder(11, "x", vec![fd(3, 50, huge, "system")]));
             r.processes.push(RawProcess {
                 maps: format!(
                     "7f0000000000-7f0000001000 rw-s {:x} 00:0b 51 /dmabuf:\n",
@@ -438,7 +440,10 @@ mod tests {
             r.map_files.push(crate::raw::MapFileStat {
                 pid: 12,
                 range: "7f0000000000-7f0000001000".into(),
-                stat: FileStat { ino: 51, size: huge },
+                stat: FileStat {
+                    ino: 51,
+                    size: huge,
+                },
             });
             let report = Analysis::new(&r).report(&Filter::default());
             assert_eq!(
