@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use crate::model::{
     Buffer, Changes, Exporter, Group, HolderRow, Process, Report, ScanNotes, SizeFrom, SortKey,
-    Totals, View,
+    Totals, Unreadable, View,
 };
 use crate::raw::{one_line, Reads};
 
@@ -869,7 +869,7 @@ pub struct Asked {
 }
 
 /// What to do about a file that could not be read: debugfs' bufinfo.
-pub(crate) fn bufinfo_advice(errno: &str) -> &'static str {
+fn bufinfo_advice(errno: &str) -> &'static str {
     match errno {
         "EACCES" | "EPERM" => "debugfs is root's: run as root",
         "ENOENT" => {
@@ -877,6 +877,22 @@ pub(crate) fn bufinfo_advice(errno: &str) -> &'static str {
              CONFIG_DEBUG_FS=y"
         }
         _ => "",
+    }
+}
+
+/// The walk's failure to read debugfs' bufinfo, if it had one.
+pub(crate) fn bufinfo_failure(s: &ScanNotes) -> Option<&Unreadable> {
+    s.unreadable
+        .iter()
+        .find(|u| u.pid.is_none() && u.path.ends_with("/bufinfo"))
+}
+
+/// That failure as `PATH: ERROR`, and what to do about it when something
+/// can be done.
+pub(crate) fn bufinfo_why(u: &Unreadable) -> String {
+    match bufinfo_advice(&u.errno) {
+        "" => format!("{}: {}", u.path, u.error),
+        advice => format!("{}: {}: {advice}", u.path, u.error),
     }
 }
 
@@ -889,10 +905,7 @@ pub(crate) fn bufinfo_advice(errno: &str) -> &'static str {
 pub fn notes(report: &Report, root: Option<bool>, asked: Asked) -> Vec<String> {
     let s: &ScanNotes = &report.scan;
     let mut out = Vec::new();
-    let bufinfo_failure = s
-        .unreadable
-        .iter()
-        .find(|u| u.pid.is_none() && u.path.ends_with("/bufinfo"));
+    let bufinfo_failure = bufinfo_failure(s);
     let unreadable = s.unreadable_count();
     if unreadable > 0 {
         let why: Vec<String> = s
@@ -1033,25 +1046,12 @@ pub fn none_listed(report: &Report, root: Option<bool>) -> String {
             } else {
                 ""
             };
-            let failure = s
-                .unreadable
-                .iter()
-                .find(|u| u.pid.is_none() && u.path.ends_with("/bufinfo"));
-            match failure {
-                Some(u) => {
-                    let advice = bufinfo_advice(&u.errno);
-                    format!(
-                        "no process {whose}holds a dma-buf; debugfs bufinfo, which would say \
-                         whether any dma-buf exists, could not be read: {}: {}{}",
-                        u.path,
-                        u.error,
-                        if advice.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {advice}")
-                        }
-                    )
-                }
+            match bufinfo_failure(s) {
+                Some(u) => format!(
+                    "no process {whose}holds a dma-buf; debugfs bufinfo, which would say \
+                     whether any dma-buf exists, could not be read: {}",
+                    bufinfo_why(u)
+                ),
                 None => format!(
                     "no process {whose}holds a dma-buf; debugfs bufinfo, which would say \
                      whether any dma-buf exists, was not read"

@@ -394,9 +394,6 @@ fn run(args: &Args) -> Result<Verdict> {
     if let Some((key, reverse)) = layout.sort {
         report.sort(key, reverse);
     }
-    if view == View::Grid {
-        report.grid = Some(report.grid());
-    }
     let root = match &args.load {
         Some(_) => raw.meta.euid.map(|u| u == 0),
         None => Some(root),
@@ -410,6 +407,10 @@ fn run(args: &Args) -> Result<Verdict> {
     let mut verdict = verdict::judge(&report, &filter, asked, &analysis.pids(), &exists, root);
     let mut out = std::io::stdout().lock();
     let written = if args.json {
+        // The human and CSV renderings make the grid as they print it.
+        if view == View::Grid {
+            report.grid = Some(report.grid());
+        }
         let mut value = serde_json::to_value(&report)?;
         if let Some(error) = verdict.json() {
             value["error"] = error;

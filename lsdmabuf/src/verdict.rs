@@ -129,16 +129,10 @@ pub fn judge(
         v.add(Status::NothingMatched, reason);
     }
     let why_bufinfo = || {
-        s.unreadable
-            .iter()
-            .find(|u| u.pid.is_none() && u.path.ends_with("/bufinfo"))
-            .map_or_else(
-                || "bufinfo was not read or could not be parsed".to_string(),
-                |u| match human::bufinfo_advice(&u.errno) {
-                    "" => format!("{}: {}", u.path, u.error),
-                    advice => format!("{}: {}: {advice}", u.path, u.error),
-                },
-            )
+        human::bufinfo_failure(s).map_or_else(
+            || "bufinfo was not read or could not be parsed".to_string(),
+            human::bufinfo_why,
+        )
     };
     if asked.reads.unheld && report.totals.unheld.is_none() {
         v.add(
