@@ -33,14 +33,29 @@ jobs() { nproc; }
 # Hash of everything given on stdin, short enough for a directory name.
 key_of() { sha256sum | cut -c1-16; }
 
+# The workspace's tools for the host, built by build_tools.
+TOOLS="$ROOT/target/release"
+
+# Builds the workspace's host binaries NAME... into $TOOLS (cargo keeps
+# them up to date: a second call costs a check of their sources).
+#   build_tools NAME...
+build_tools() {
+	local args=() b
+	need cargo
+	for b in "$@"; do
+		args+=(--bin "$b")
+	done
+	(cd "$ROOT" && cargo build --quiet --release --locked "${args[@]}") ||
+		die "building $* from the workspace failed"
+}
+
 # The number of checks `BIN ARGS... --list-checks` lists, BIN built from
 # the workspace first: the plan of a run of BIN with ARGS.
 listed_checks() {
 	local bin=$1
 	shift
-	(cd "$ROOT" && cargo build --quiet --release --locked --bin "$bin") ||
-		die "building $bin failed"
-	"$ROOT/target/release/$bin" "$@" --list-checks | wc -l
+	build_tools "$bin"
+	"$TOOLS/$bin" "$@" --list-checks | wc -l
 }
 
 # The patches of a series directory (patches/TREE, patches/TREE/exporter),
@@ -53,6 +68,32 @@ series_files() {
 # checks it names, comma-separated, and its `command:` line.
 expected_failing() { grep -vE '^(#|command:|$)' "$1" | paste -sd, -; }
 expected_command() { sed -n 's/^command: //p' "$1"; }
+
+# Makes the cache entry ENTRY whole or not at all: runs COMMAND with
+# STAGE, a new directory beside ENTRY, to fill, then renames STAGE to
+# ENTRY. A failure (COMMAND runs under set -e, and dies on error) or a
+# run killed meanwhile leaves neither; when another run stored ENTRY
+# first, that one stays (the same inputs, by the key). An entry is whole
+# when it has the file WHOLE.
+#   stage_entry ENTRY WHOLE COMMAND...
+stage_entry() {
+	local entry=$1 whole=$2
+	shift 2
+	[ -e "$entry/$whole" ] && return 0
+	STAGE="$entry.tmp.$$"
+	rm -rf "$STAGE"
+	mkdir -p "$STAGE"
+	trap 'rm -rf "${STAGE:-}"' EXIT
+	"$@"
+	[ -e "$STAGE/$whole" ] || die "$entry: made without $whole"
+	# What a run of an older layout left there without WHOLE.
+	[ -e "$entry/$whole" ] || rm -rf "$entry"
+	if ! mv -T "$STAGE" "$entry" 2>/dev/null; then
+		rm -rf "$STAGE"
+		[ -e "$entry/$whole" ] || die "could not store $entry"
+	fi
+	STAGE=
+}
 
 # Runs "$@" holding the machine-wide lock NAME of the cache, waiting for it
 # up to two hours. Locks are flock(1) locks on files in $CACHE/locks: the
