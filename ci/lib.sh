@@ -64,10 +64,6 @@ series_files() {
 	find "$1" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort
 }
 
-# An expect file (ci/faults.d, ci/stress-faults.d, ci/lsdmabuf-bugs.d): the
-# checks it names, comma-separated, and its `command:` line.
-expected_failing() { grep -vE '^(#|command:|$)' "$1" | paste -sd, -; }
-expected_command() { sed -n 's/^command: //p' "$1"; }
 
 # Makes the cache entry ENTRY whole or not at all: runs COMMAND with
 # STAGE, a new directory beside ENTRY, to fill, then renames STAGE to

@@ -55,7 +55,7 @@ pub const MIN_ROUNDS: u32 = 2;
 /// (export 16 for udmabuf and 13 for the heap, DMA_BUF_SET_NAME 2 and 2,
 /// dup 6 or 7 each, mmap 4 and 6, close 2 and 2), and after the 4 default
 /// rounds (239 faults) the largest growth of a watched cache was 1 object
-/// (filp), against a tolerance of 3. The planted leak of ci/stress-bug
+/// (filp), against a tolerance of 3. The planted leak of ci/planted/stress-7-kmemleak
 /// leaks an inode at each of the 2 faults inside alloc_file_pseudo() (its
 /// dentry, its file) of each export sweep: 4 inodes a round, 16 over the
 /// default rounds. What the rest of the guest allocates meanwhile (procfs
