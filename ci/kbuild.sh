@@ -3,9 +3,11 @@
 # toolchain, how a tree is made from its base and patches, how a config is
 # made from fragments, and the make command lines. Sourced by ci/lib.sh.
 #
-# The content of this file is part of every kernel's key (kbuild_key), so
-# a change here rebuilds every kernel; the CLI around it (ci/kernel) and
-# the tests are not, nor is how the base repository is made (make_base in
+# The code of this file, its functions and settings as bash holds them
+# (kbuild_code: no comment, no blank line), is part of every kernel's key
+# (kbuild_key), so a change to what it does rebuilds every kernel and a
+# change to a comment none; the CLI around it (ci/kernel) and the tests
+# are not, nor is how the base repository is made (make_base in
 # ci/lib.sh): the base commit it makes, the same on every machine, is in
 # the key.
 
@@ -218,7 +220,20 @@ kbuild_manifest() {
 	done
 	echo "make: $args"
 	toolchain_id | sed 's/^/toolchain: /'
-	echo "kbuild.sh: $(sha256sum <"$CI/kbuild.sh" | cut -d' ' -f1)"
+	echo "kbuild: $(kbuild_code | sha256sum | cut -d' ' -f1)"
+}
+
+# The code that shapes a build: every setting and function this file
+# defines, as bash prints them (declare), so without its comments. A
+# function or setting added here is in it without being named.
+kbuild_code() {
+	local names
+	names=$(sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' "$CI/kbuild.sh" | sort -u)
+	# shellcheck disable=SC2086
+	declare -p $names
+	names=$(sed -n 's/^\([a-z_][a-z0-9_]*\)() {$/\1/p' "$CI/kbuild.sh")
+	# shellcheck disable=SC2086
+	declare -f $names
 }
 
 kbuild_key() {
