@@ -20,23 +20,19 @@ DEBUG_VALIDATOR_ARGS=(--count 1000)
 STRESS_ARGS=(--threads 8 --ops 100000)
 DEBUG_STRESS_ARGS=(--threads 8 --ops 5000)
 
-# The KUnit suites a kernel with Rust must run, each with its number of
-# test cases: the kernel crate's doctests (the series adds the pseudo
-# filesystem's 3, and on 6.12 the one of mainline's File it backports)
-# and, on mainline, the pseudo filesystem's own suite.
+# The KUnit suites a boot of the kernel variant must run, each with its
+# number of test cases, as `--require-suite NAME=N` options in SUITES: the
+# suites its row of ci/kernels names, the cases counted in its build
+# (ci/kernel suites), which is built first. Ends the step when either
+# fails, so that no boot runs without the suites it must require.
 suites() {
-	case "$TREE:$1" in
-	v7.3-rc7:base | v7.3-rc7:fixes) echo --require-suite rust_doctests_kernel=355 ;;
-	v7.3-rc7:exporter | v7.3-rc7:udmabuf-rust)
-		echo --require-suite rust_doctests_kernel=359 --require-suite rust_fs_pseudo=4 \
-			--require-suite rust_dma_buf=7
-		;;
-	v7.3-rc7:debug-udmabuf-rust) echo --require-suite rust_doctests_kernel=359 --require-suite rust_fs_pseudo=4 ;;
-	v7.3-rc7:exporter-norust) ;;
-	v7.3-rc7:*) echo --require-suite rust_doctests_kernel=358 --require-suite rust_fs_pseudo=4 ;;
-	v6.12.117:base | v6.12.117:fixes) echo --require-suite rust_doctests_kernel=114 ;;
-	v6.12.117:*) echo --require-suite rust_doctests_kernel=118 ;;
-	esac
+	local out w
+	"$CI/kernel" build "$TREE/$1" >&2 || exit 1
+	out=$("$CI/kernel" suites "$TREE/$1") || exit 1
+	SUITES=()
+	for w in $out; do
+		SUITES+=("$w")
+	done
 }
 
 # What each tool must report: the validator every check it lists, the
@@ -57,13 +53,13 @@ boot_validator() {
 }
 
 step_boot-rust() {
-	# shellcheck disable=SC2046
-	boot_validator rust $(suites rust)
+	suites rust
+	boot_validator rust "${SUITES[@]}"
 }
 
 step_boot-c() {
-	# shellcheck disable=SC2046
-	boot_validator c $(suites c)
+	suites c
+	boot_validator c "${SUITES[@]}"
 }
 
 step_boot-norust() {
@@ -71,8 +67,8 @@ step_boot-norust() {
 }
 
 step_boot-base() {
-	# shellcheck disable=SC2046
-	boot_validator base $(suites base)
+	suites base
+	boot_validator base "${SUITES[@]}"
 }
 
 step_boot-negative() {
@@ -130,8 +126,8 @@ step_bench() {
 boot_debug() {
 	local plans
 	mapfile -t plans < <(stress_plan fail-nth; stress_plan run "${DEBUG_STRESS_ARGS[@]}"; stress_plan security)
-	# shellcheck disable=SC2046
-	"$CI/vm" run "$TREE/$1" --name validator --timeout 1500 $(suites "$1") "${plans[@]}" \
+	suites "$1"
+	"$CI/vm" run "$TREE/$1" --name validator --timeout 1500 "${SUITES[@]}" "${plans[@]}" \
 		-- validator "${DEBUG_VALIDATOR_ARGS[@]}" ';;' dmabuf-stress fail-nth \
 		';;' dmabuf-stress run "${DEBUG_STRESS_ARGS[@]}" ';;' dmabuf-stress security
 }

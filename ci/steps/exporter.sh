@@ -41,8 +41,8 @@ step_exporter-bisect() {
 step_exporter() {
 	step_rustfmt exporter
 	step_clippy exporter
-	# shellcheck disable=SC2046
-	boot_udmabuf exporter $(suites exporter)
+	suites exporter
+	boot_udmabuf exporter "${SUITES[@]}"
 }
 
 # The exporter series' tip without Rust: the C udmabuf and the C dmabuf
@@ -84,8 +84,8 @@ step_udmabuf-rust() {
 			rc=1
 		fi
 	done
-	# shellcheck disable=SC2046
-	boot_udmabuf udmabuf-rust $(suites udmabuf-rust) || rc=1
+	suites udmabuf-rust
+	boot_udmabuf udmabuf-rust "${SUITES[@]}" || rc=1
 	boot_stress udmabuf-rust || rc=1
 	return $rc
 }

@@ -35,17 +35,17 @@ step_fixes() {
 	"$CI/kernel" build "$TREE/base" "$TREE/fixes" "$TREE/fixes-norust"
 	echo "ok: $TREE: the fixes series builds on the base with base's config and with CONFIG_RUST=n"
 	echo "=== $TREE/base: the reproducers must fail, exactly $FIXES_FAILING"
-	# shellcheck disable=SC2046
-	boot_fixes base $(suites base) --expect-exit nonzero --expect-failing "$FIXES_FAILING" || rc=1
+	suites base
+	boot_fixes base "${SUITES[@]}" --expect-exit nonzero --expect-failing "$FIXES_FAILING" || rc=1
 	echo "=== $TREE/fixes: everything must pass"
-	# shellcheck disable=SC2046
-	boot_fixes fixes $(suites fixes) || rc=1
+	suites fixes
+	boot_fixes fixes "${SUITES[@]}" || rc=1
 	echo "=== $TREE/fixes-norust: everything must pass"
 	boot_fixes fixes-norust || rc=1
 	if [ "$TREE" = "$MAINLINE" ]; then
 		echo "=== $TREE/udmabuf-rust: everything must pass"
-		# shellcheck disable=SC2046
-		boot_fixes udmabuf-rust $(suites udmabuf-rust) || rc=1
+		suites udmabuf-rust
+		boot_fixes udmabuf-rust "${SUITES[@]}" || rc=1
 	fi
 	return $rc
 }
