@@ -225,7 +225,10 @@ kbuild_manifest() {
 
 # The code that shapes a build: every setting and function this file
 # defines, as bash prints them (declare), so without its comments. A
-# function or setting added here is in it without being named.
+# function or setting added here is in it without being named, as long
+# as it is written as the others are: `name() {` and `NAME=...` at the
+# start of a line; nothing else may be at the top level of this file. A
+# bash that prints functions otherwise gives other keys (builds anew).
 kbuild_code() {
 	local names
 	names=$(sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' "$CI/kbuild.sh" | sort -u)
