@@ -58,12 +58,37 @@ listed_checks() {
 	"$TOOLS/$bin" "$@" --list-checks | wc -l
 }
 
+# `TOOL=N` (`dmabuf-stress SUB=N`) for a run of TOOL ARGS...: the checks
+# it lists, which boot-report's --plan requires it to report.
+#   plan_of TOOL [ARGS...]
+plan_of() {
+	local tool=$1
+	shift
+	case "$tool" in
+	dmabuf-stress) echo "dmabuf-stress $1=$(listed_checks dmabuf-stress "$@")" ;;
+	*) echo "$tool=$(listed_checks "$tool" "$@")" ;;
+	esac
+}
+
+# The KUnit cases the patches PATCH... add, one a line: SUITE, the file,
+# the module and the case, tab-separated; a case is a `#[test]` function
+# of a file whose module is `#[kunit_tests(SUITE)]`, in that patch or an
+# earlier one.
+#   kunit_cases PATCH...
+kunit_cases() {
+	cat "$@" /dev/null | awk -v OFS='\t' '
+		/^\+\+\+ b\// { file = substr($2, 3) }
+		/^\+.*kunit_tests\(/ { s = $0; sub(/.*kunit_tests\(/, "", s); sub(/\).*/, "", s); of[file] = s; m = 1; next }
+		m && /^\+ *(pub )?mod / { n = $0; sub(/^\+ *(pub )?mod /, "", n); sub(/[ {].*/, "", n); mod[file] = n; m = 0 }
+		/^\+ *#\[test\]/ { t = 1; next }
+		t && /^\+ *fn / { n = $0; sub(/^\+ *fn /, "", n); sub(/\(.*/, "", n); if (of[file] != "") print of[file], file, mod[file], n; t = 0 }'
+}
+
 # The patches of a series directory (patches/TREE, patches/TREE/exporter),
 # in order, without its cover letter.
 series_files() {
 	find "$1" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort
 }
-
 
 # Makes the cache entry ENTRY whole or not at all: runs COMMAND with
 # STAGE, a new directory beside ENTRY, to fill, then renames STAGE to

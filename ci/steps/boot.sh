@@ -38,7 +38,7 @@ suites() {
 # What each tool must report: the validator every check it lists, the
 # kselftest its 16 tests for each of udmabuf and the system heap.
 validator_plan() {
-	echo "validator=$(listed_checks validator)"
+	plan_of validator
 }
 DMABUF_STAT_PLAN=dmabuf-stat=32
 
@@ -78,9 +78,8 @@ step_boot-negative() {
 # The plan of a dmabuf-stress run: `--plan 'dmabuf-stress SUB=N'`, N the
 # checks `dmabuf-stress SUB ARGS... --list-checks` lists.
 stress_plan() {
-	local sub=$1
 	echo "--plan"
-	echo "dmabuf-stress $sub=$(listed_checks dmabuf-stress "$@")"
+	plan_of dmabuf-stress "$@"
 }
 
 boot_stress() {
@@ -111,7 +110,7 @@ step_stress-negative() {
 # SCM_RIGHTS and mappings, as root and as nobody; its speed is reported.
 step_lsdmabuf() {
 	"$CI/vm" run "$TREE/lsdmabuf" --name lsdmabuf --timeout 600 \
-		--plan "lsdmabuf-vmtest=$(listed_checks lsdmabuf-vmtest)" -- lsdmabuf-vmtest
+		--plan "$(plan_of lsdmabuf-vmtest)" -- lsdmabuf-vmtest
 }
 
 # What an inode per buffer costs: the singleton, C and Rust kernels side by
